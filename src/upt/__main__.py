@@ -1,0 +1,3 @@
+from upt.cli import main
+
+raise SystemExit(main())

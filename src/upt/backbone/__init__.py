@@ -1,0 +1,17 @@
+"""The only code that touches open_clip internals."""
+
+from upt.backbone.load import BUILTIN_CONFIGS, Backbone, Preprocess, list_backbones, load_backbone
+from upt.backbone.text import TextTower, normalize
+from upt.backbone.vision import PROMPT_MODES, VisionTower
+
+__all__ = [
+    "BUILTIN_CONFIGS",
+    "PROMPT_MODES",
+    "Backbone",
+    "Preprocess",
+    "TextTower",
+    "VisionTower",
+    "list_backbones",
+    "load_backbone",
+    "normalize",
+]

@@ -1,0 +1,176 @@
+"""Load a frozen open_clip CLIP as a :class:`Backbone`: the model, its tokenizer and its seams."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from upt.backbone.text import TextTower
+from upt.backbone.vision import VisionTower
+from upt.errors import UptError, unknown_name
+
+log = logging.getLogger(__name__)
+
+# The built-in backbones: an open_clip CLIP built from a config, random init, no download.
+# `tiny` matches the model of the reference-parity data (shared/parity), so its weights load into it.
+BUILTIN_CONFIGS: dict[str, dict] = {
+    "tiny": {
+        "embed_dim": 64,
+        "quick_gelu": True,
+        "vision_cfg": {"layers": 2, "width": 128, "head_width": 64, "patch_size": 8, "image_size": 32},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2},
+    },
+}
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """The image preprocessing a backbone expects."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    size: int
+    interpolation: str = "bicubic"
+    resize_mode: str = "shortest"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Backbone:
+    """A frozen CLIP in eval mode with its tokenizer and prompt seams.
+
+    Attributes:
+        name: open_clip model name (or a built-in name such as ``tiny``).
+        pretrained: open_clip pretrained tag or weights file; None means random weights.
+        model: the open_clip model, every parameter frozen.
+        text: text tower seams. vision: vision tower seams.
+        preprocess: mean, std, size and interpolation the image tower expects.
+    """
+
+    name: str
+    pretrained: str | None
+    model: nn.Module
+    text: TextTower
+    vision: VisionTower
+    preprocess: Preprocess
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """``exp(logit_scale)``, the learned temperature (a 0-dim tensor)."""
+        return self.model.logit_scale.detach().exp()
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.text_projection.shape[-1]) if hasattr(self.model, "text_projection") and \
+            self.model.text_projection is not None else int(getattr(self.model.visual, "output_dim", 0))
+
+    @property
+    def tokenizer(self):
+        return self.text.tokenizer
+
+    def describe(self) -> dict:
+        """What a checkpoint records about the backbone it was trained on."""
+        return {
+            "name": self.name,
+            "pretrained": self.pretrained,
+            "embed_dim": self.embed_dim,
+            "text_width": self.text.width,
+            "vision_width": self.vision.width,
+            "text_layers": self.text.layers,
+            "vision_layers": self.vision.layers,
+            "preprocess": self.preprocess.to_dict(),
+        }
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> Backbone:
+        self.model.to(device=device, dtype=dtype)
+        return self
+
+
+def list_backbones() -> list[dict]:
+    """Built-in backbones and every open_clip model name with its pretrained tags."""
+    import open_clip
+
+    rows = [{"name": n, "pretrained": "(random init, no download)"} for n in BUILTIN_CONFIGS]
+    tags: dict[str, list[str]] = {}
+    for model_name, tag in open_clip.list_pretrained():
+        tags.setdefault(model_name, []).append(tag)
+    for model_name in open_clip.list_models():
+        rows.append({"name": model_name, "pretrained": ", ".join(tags.get(model_name, [])) or "-"})
+    return rows
+
+
+def load_backbone(
+    name: str = "ViT-B-16",
+    pretrained: str | None = "openai",
+    device: str | torch.device = "cpu",
+) -> Backbone:
+    """Build a frozen CLIP backbone in eval mode.
+
+    Args:
+        name: an open_clip model name (``open_clip.list_models()``) or a built-in (``tiny``).
+        pretrained: an open_clip pretrained tag (``openai``, ``laion2b_s34b_b88k``, ...) or a local
+            weights file; None (or ``""``/``none``) builds random weights, which needs no download.
+        device: where the model lives.
+    """
+    import open_clip
+
+    if pretrained in ("", "none", "None"):
+        pretrained = None
+    if name in BUILTIN_CONFIGS:
+        if pretrained is not None:
+            raise UptError(f"Backbone '{name}' is built in with random weights; drop --pretrained {pretrained}.")
+        model = open_clip.CLIP(**BUILTIN_CONFIGS[name])
+        tokenizer = open_clip.get_tokenizer("ViT-B-16")
+        size = BUILTIN_CONFIGS[name]["vision_cfg"]["image_size"]
+        preprocess = Preprocess(OPENAI_MEAN, OPENAI_STD, size)
+    else:
+        known = open_clip.list_models()
+        if name not in known and not name.startswith(("hf-hub:", "local-dir:")):
+            raise unknown_name("backbone", name, list(BUILTIN_CONFIGS) + known)
+        try:
+            model = open_clip.create_model(name, pretrained=pretrained, device="cpu")
+        except RuntimeError as exc:
+            raise UptError(
+                f"Could not load pretrained weights '{pretrained}' for '{name}': {exc}. Check the tag "
+                f"(upt list backbones), the internet connection, or pass a local weights file."
+            ) from exc
+        tokenizer = open_clip.get_tokenizer(name)
+        preprocess = _preprocess_of(model)
+    model.eval().requires_grad_(False)
+    model.to(device)
+    log.debug("loaded backbone %s (%s) on %s", name, pretrained, device)
+    return Backbone(
+        name=name,
+        pretrained=pretrained,
+        model=model,
+        text=TextTower(model, tokenizer, name),
+        vision=VisionTower(model, name),
+        preprocess=preprocess,
+    )
+
+
+def _preprocess_of(model: nn.Module) -> Preprocess:
+    import open_clip
+
+    cfg = open_clip.get_model_preprocess_cfg(model) if hasattr(open_clip, "get_model_preprocess_cfg") else {}
+    size = cfg.get("size", getattr(model.visual, "image_size", 224))
+    if isinstance(size, list | tuple):
+        size = size[0]
+    return Preprocess(
+        mean=tuple(cfg.get("mean", OPENAI_MEAN)),
+        std=tuple(cfg.get("std", OPENAI_STD)),
+        size=int(size),
+        interpolation=cfg.get("interpolation", "bicubic"),
+        resize_mode=cfg.get("resize_mode", "shortest"),
+    )

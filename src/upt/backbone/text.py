@@ -1,0 +1,151 @@
+"""Text tower seams: token embedding, and encoding from embeddings with prompt hooks.
+
+The encoder is causal and pools the hidden state at ``[EOS]``, so tokens after the last ``[EOS]``
+never influence the result. :meth:`TextTower.encode` therefore cuts every batch of sequences to
+(max EOS position + 1) tokens: the same features for several times less compute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from upt.backbone.blocks import replace_tokens, run_blocks
+from upt.errors import UptError
+
+
+class TextTower:
+    """Seams into an open_clip ``CLIP`` text encoder (OpenAI-style: ``model.transformer`` etc.).
+
+    For models whose text internals are not supported (``CustomTextCLIP``, SigLIP, CoCa, ...)
+    :meth:`encode_ids` still works; any prompt method raises one clear error.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Callable, model_name: str):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_name = model_name
+        self.pool_type = getattr(model, "text_pool_type", "argmax")
+        self.eos_id = getattr(model, "text_eos_id", None) or getattr(tokenizer, "eot_token_id", None)
+        self.supports_prompts = (
+            all(hasattr(model, a) for a in ("token_embedding", "positional_embedding", "transformer", "ln_final"))
+            and not hasattr(model, "text")
+            and self.pool_type in ("argmax", "eos")
+        )
+        self.causal = getattr(model, "attn_mask", None) is not None
+        if self.supports_prompts:
+            self.width = model.token_embedding.embedding_dim
+            self.context_length = model.positional_embedding.shape[0]
+            self.layers = len(model.transformer.resblocks)
+        else:
+            text = getattr(model, "text", model)
+            self.width = getattr(getattr(text, "transformer", None), "width", None) or getattr(text, "width", 0)
+            self.context_length = getattr(text, "context_length", 77)
+            self.layers = len(getattr(getattr(text, "transformer", None), "resblocks", []))
+
+    def require_prompts(self, method: str) -> None:
+        """Raise the clear error when a prompt method is asked of an unsupported text tower."""
+        if not self.supports_prompts:
+            raise UptError(
+                f"{method} needs text-prompt seams, which backbone '{self.model_name}' "
+                f"({type(self.model).__name__}) does not expose; use an OpenAI-style CLIP ViT "
+                "such as ViT-B-16, or a method without text prompts (zeroshot, linear-probe, vpt)."
+            )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.token_embedding.weight.dtype if self.supports_prompts else torch.float32
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """Token ids (N, context_length), on the CPU."""
+        return self.tokenizer(list(texts))
+
+    def eos_positions(self, ids: torch.Tensor) -> torch.Tensor:
+        """Position of the pooled ``[EOS]`` token of each sequence (N,)."""
+        if self.pool_type == "eos":
+            return (ids == self.eos_id).int().argmax(dim=-1)
+        return ids.argmax(dim=-1)
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token embeddings (N, L, d_t), without positional embedding."""
+        self.require_prompts("Text prompting")
+        return self.model.token_embedding(ids).to(self.dtype)
+
+    def encode_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Plain text features (N, embed_dim) of token ids: works for every open_clip model."""
+        if not self.supports_prompts:
+            return self.model.encode_text(ids)
+        return self.encode(self.embed(ids), ids)
+
+    def encode(
+        self,
+        embeddings: torch.Tensor,
+        ids: torch.Tensor,
+        layer_prompts: Sequence[torch.Tensor | None] | None = None,
+        prompt_start: int = 1,
+        truncate: bool = True,
+        chunk_size: int | None = None,
+        grad_checkpointing: bool = False,
+    ) -> torch.Tensor:
+        """Encode token embeddings (N, L, d_t) into text features (N, embed_dim), unnormalised.
+
+        Args:
+            embeddings: token embeddings, prompts already in place.
+            ids: the token ids the embeddings stand for (N, L): they locate ``[EOS]``.
+            layer_prompts: entry ``i`` (i >= 1) replaces the tokens ``prompt_start:prompt_start+M``
+                before block ``i`` (deep text prompts, MaPLe); shape (M, d_t) or (N, M, d_t).
+                Entry 0 is ignored: layer-0 prompts are part of ``embeddings``.
+            prompt_start: first position taken by the deep prompts.
+            truncate: cut the sequences to (max EOS position + 1): exact for causal encoders.
+            chunk_size: encode at most this many sequences at a time (bounded memory).
+            grad_checkpointing: recompute block activations in backward (bounded memory).
+        """
+        self.require_prompts("Text prompting")
+        n = embeddings.shape[0]
+        if chunk_size is not None and 0 < chunk_size < n:
+            parts = []
+            for s in range(0, n, chunk_size):
+                sl = slice(s, s + chunk_size)
+                chunk_prompts = None
+                if layer_prompts is not None:
+                    chunk_prompts = [p[sl] if p is not None and p.dim() == 3 else p for p in layer_prompts]
+                parts.append(
+                    self.encode(embeddings[sl], ids[sl], chunk_prompts, prompt_start, truncate, None,
+                                grad_checkpointing)
+                )
+            return torch.cat(parts)
+
+        eos = self.eos_positions(ids).to(embeddings.device)
+        length = embeddings.shape[1]
+        if truncate and self.causal:
+            length = int(eos.max()) + 1
+        m = self.model
+        x = embeddings[:, :length].to(self.dtype) + m.positional_embedding[:length].to(self.dtype)
+        mask = m.attn_mask[:length, :length] if self.causal else None
+
+        hook = None
+        if layer_prompts is not None:
+            def hook(i: int, h: torch.Tensor) -> torch.Tensor:
+                p = layer_prompts[i] if 0 < i < len(layer_prompts) else None
+                return h if p is None else replace_tokens(h, prompt_start, p)
+
+        x = run_blocks(m.transformer, x, mask, hook, grad_checkpointing)
+        pooled = x[torch.arange(x.shape[0], device=x.device), eos]  # (N, d_t)
+        pooled = m.ln_final(pooled)  # LayerNorm is per token: pooling first is identical and cheaper
+        return _project(pooled, m.text_projection)
+
+
+def _project(x: torch.Tensor, projection: nn.Module | torch.Tensor | None) -> torch.Tensor:
+    if projection is None:
+        return x
+    if isinstance(projection, nn.Linear):
+        return projection(x)
+    return x @ projection
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """L2-normalise along the feature dimension."""
+    return F.normalize(x, dim=-1)

@@ -1,0 +1,200 @@
+"""The contract every method follows, and the registry that names them.
+
+A method is an ``nn.Module`` built from ``(config, backbone, classnames, template)``.
+``forward(images)`` always returns logits (B, n_cls). The frozen backbone is held as a plain
+attribute, not a submodule, so ``method.parameters()`` and ``state_dict()`` hold only what the
+method itself owns, and the optimizer can never reach a CLIP weight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from upt.backbone import Backbone
+from upt.errors import UptError, unknown_name
+
+REGISTRY: dict[str, type[PromptMethod]] = {}
+
+
+def register(cls: type[PromptMethod]) -> type[PromptMethod]:
+    """Class decorator adding a method to the registry under ``cls.name``."""
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+class PromptMethod(nn.Module):
+    """Base class: frozen CLIP + trainable prompts -> logits over the task's classes.
+
+    Class attributes a method sets:
+        name, description: registry name and one line for ``upt list methods``.
+        Config: its config dataclass.
+        trains_by_gradient: False for methods fitted in closed form on features (linear probe)
+            or not fitted at all (zero-shot); the engine then calls :meth:`fit_features`.
+        frozen_image_encoder: True when :meth:`encode_image` does not depend on trained tensors,
+            so image features may be cached.
+        image_dependent_text: True when class text features depend on the image (CoCoOp).
+        open_vocabulary: whether :meth:`set_classnames` accepts classes never trained on.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Config: ClassVar[type]
+    trains_by_gradient: ClassVar[bool] = True
+    frozen_image_encoder: ClassVar[bool] = False
+    image_dependent_text: ClassVar[bool] = False
+    open_vocabulary: ClassVar[bool] = True
+
+    def __init__(self, config: Any, backbone: Backbone, classnames: Sequence[str], template: str = "a photo of a {}."):
+        super().__init__()
+        self.config = config
+        self.backbone = backbone  # plain attribute: never a submodule, never in state_dict
+        self.template = template
+        self.classnames: list[str] = []
+        self.text_chunk_size: int | None = None
+        self.grad_checkpointing = False
+        self._text_cache: torch.Tensor | None = None
+
+    # --- contract ---------------------------------------------------------------------------
+    def set_classnames(self, classnames: Sequence[str], template: str | None = None) -> None:
+        """Rebuild class-dependent buffers for ``classnames``; trained tensors are untouched."""
+        if not classnames:
+            raise UptError("A method needs at least one class name.")
+        self.classnames = list(classnames)
+        if template is not None:
+            self.template = template
+        self._text_cache = None
+        self.build_class_buffers()
+
+    def build_class_buffers(self) -> None:
+        """Hook: (re)compute buffers that depend on ``self.classnames``."""
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised image features (B, D)."""
+        return l2(self.backbone.vision.encode_images(images))
+
+    def encode_text(self) -> torch.Tensor:
+        """L2-normalised class text features (n_cls, D)."""
+        raise NotImplementedError
+
+    def logits(self, image_features: torch.Tensor, text_features: torch.Tensor | None = None) -> torch.Tensor:
+        """Scaled cosine similarities (B, n_cls) from normalised image features."""
+        if text_features is None:
+            text_features = self._text_cache if self._text_cache is not None else self.encode_text()
+        return self.backbone.logit_scale.float() * image_features.float() @ text_features.float().t()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.encode_image(images))
+
+    @contextlib.contextmanager
+    def cached_text(self) -> Iterator[None]:
+        """Within this context, class text features are computed once (evaluation, no grad).
+
+        A no-op for methods whose text depends on the image.
+        """
+        if self.image_dependent_text:
+            yield
+            return
+        with torch.no_grad():
+            self._text_cache = self.encode_text()
+        try:
+            yield
+        finally:
+            self._text_cache = None
+
+    def fit_features(self, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor]) -> dict:
+        """Closed-form fit on normalised image features; only for ``trains_by_gradient = False``."""
+        return {}
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Every tensor the method learns (parameters and learned buffers), detached, by name."""
+        return {k: v.detach() for k, v in self.state_dict().items()}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        own = self.state_dict()
+        missing, unexpected = set(own) - set(state), set(state) - set(own)
+        if missing or unexpected:
+            raise UptError(
+                f"The prompt tensors do not fit method '{self.name}': missing {sorted(missing)}, "
+                f"unexpected {sorted(unexpected)}."
+            )
+        for k, v in state.items():
+            if own[k].shape != v.shape:
+                raise UptError(
+                    f"Tensor '{k}' has shape {tuple(v.shape)} in the checkpoint but {tuple(own[k].shape)} here: "
+                    "it was trained with another backbone or config."
+                )
+        self.load_state_dict(state)
+        self._text_cache = None
+
+    def num_trainable(self) -> int:
+        """Number of learned scalars (what :meth:`trainable_state_dict` saves)."""
+        return sum(v.numel() for v in self.trainable_state_dict().values())
+
+    @classmethod
+    def count_parameters(cls, config: Any, backbone: Backbone, n_cls: int) -> int:
+        """The documented formula for the trainable parameter count (methods.md)."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"backbone={self.backbone.name}, classes={len(self.classnames)}"
+
+
+def l2(x: torch.Tensor) -> torch.Tensor:
+    """L2-normalise features in fp32."""
+    return F.normalize(x.float(), dim=-1)
+
+
+def normal_param(*shape: int, std: float = 0.02) -> nn.Parameter:
+    """A parameter drawn from N(0, std²), the prompt initialisation of every paper here."""
+    return nn.Parameter(torch.randn(*shape) * std)
+
+
+def make_config(cls: type[PromptMethod], values: dict | Any | None) -> Any:
+    """Build ``cls.Config`` from a dict, checking the keys; a Config instance passes through."""
+    if values is None:
+        return cls.Config()
+    if isinstance(values, cls.Config):
+        return values
+    names = {f.name for f in dataclasses.fields(cls.Config)}
+    bad = sorted(set(values) - names)
+    if bad:
+        raise UptError(f"Unknown option(s) {bad} for method '{cls.name}'; its options are {sorted(names)}.")
+    return cls.Config(**values)
+
+
+def get_method_class(name: str) -> type[PromptMethod]:
+    if name not in REGISTRY:
+        raise unknown_name("method", name, REGISTRY)
+    return REGISTRY[name]
+
+
+def build_method(
+    name: str,
+    backbone: Backbone,
+    classnames: Sequence[str],
+    template: str = "a photo of a {}.",
+    config: dict | Any | None = None,
+) -> PromptMethod:
+    """Build a registered method on ``backbone`` for ``classnames``."""
+    cls = get_method_class(name)
+    method = cls(make_config(cls, config), backbone, classnames, template)
+    return method.to(backbone.device)
+
+
+def describe_methods(backbone: Backbone, n_cls: int = 100) -> list[dict]:
+    """Rows of name, description and default trainable parameters on ``backbone``."""
+    rows = []
+    for name, cls in REGISTRY.items():
+        try:
+            count = f"{cls.count_parameters(cls.Config(), backbone, n_cls):,}"
+        except UptError as exc:
+            count = f"n/a ({exc})"
+        rows.append({"name": name, "description": cls.description, "trainable": count})
+    return rows

@@ -1,0 +1,74 @@
+"""CoCoOp: Conditional Prompt Learning for Vision-Language Models (Zhou et al., CVPR 2022).
+
+CoOp's context plus a meta-net ``Linear(d_e → d_e/16) → ReLU → Linear(d_e/16 → d_t)`` mapping each
+image's normalised feature to a bias added to every context token. The text encoder therefore
+runs ``B × n_cls`` sequences per batch; they are encoded batched (``text_chunk_size`` bounds the
+memory), never in a Python loop over images.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from upt.errors import UptError
+from upt.methods.base import PromptMethod, l2, register
+from upt.methods.text_prompt import PromptTemplate, phrase_length
+
+
+@dataclass
+class CoCoOpConfig:
+    """``n_ctx``: context length when ``ctx_init`` is empty; ``ctx_init``: starting phrase."""
+
+    n_ctx: int = 4
+    ctx_init: str = "a photo of a"
+
+    def __post_init__(self):
+        if self.n_ctx <= 0:
+            raise UptError(f"n_ctx must be a positive number of context tokens, got {self.n_ctx}.")
+
+
+@register
+class CoCoOp(PromptMethod):
+    name = "cocoop"
+    description = "CoCoOp: CoOp context + image-conditioned meta-net bias"
+    Config = CoCoOpConfig
+    frozen_image_encoder = True
+    image_dependent_text = True
+
+    def __init__(self, config, backbone, classnames, template="a photo of a {}."):
+        super().__init__(config, backbone, classnames, template)
+        m = phrase_length(backbone, config.ctx_init) if config.ctx_init.strip() else config.n_ctx
+        self.prompt = PromptTemplate(backbone, m, "end", config.ctx_init)
+        self.ctx = nn.Parameter(self.prompt.init_context())
+        d_e, d_t = backbone.embed_dim, backbone.text.width
+        self.meta_net = nn.Sequential(OrderedDict([
+            ("linear1", nn.Linear(d_e, d_e // 16)),
+            ("relu", nn.ReLU(inplace=True)),
+            ("linear2", nn.Linear(d_e // 16, d_t)),
+        ]))
+        self.set_classnames(classnames)
+
+    def build_class_buffers(self) -> None:
+        self.prompt.build(self.classnames)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        img = self.encode_image(images)  # (B, D)
+        ctx = self.ctx + self.meta_net(img)[:, None, :]  # (B, M, d_t)
+        ctx = ctx[:, None].expand(-1, len(self.classnames), -1, -1)  # (B, n_cls, M, d_t)
+        text = l2(self.prompt.encode(ctx, chunk_size=self.text_chunk_size,
+                                     grad_checkpointing=self.grad_checkpointing))  # (B, n_cls, D)
+        return self.backbone.logit_scale.float() * torch.einsum("bd,bcd->bc", img, text)
+
+    def encode_text(self):
+        raise UptError("CoCoOp's class text features depend on the image; call the method on images.")
+
+    @classmethod
+    def count_parameters(cls, config, backbone, n_cls):
+        m = phrase_length(backbone, config.ctx_init) if config.ctx_init.strip() else config.n_ctx
+        d_e, d_t = backbone.embed_dim, backbone.text.width
+        h = d_e // 16
+        return m * d_t + (d_e * h + h) + (h * d_t + d_t)

@@ -1,0 +1,18 @@
+import pytest
+import torch
+
+from upt.backbone import load_backbone
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The built-in tiny CLIP (random weights, 32-px images), shared by the whole session."""
+    torch.manual_seed(0)
+    return load_backbone("tiny", None)
+
+
+@pytest.fixture(scope="session")
+def vit_b16():
+    """A full-size ViT-B-16 with random weights (no download)."""
+    torch.manual_seed(0)
+    return load_backbone("ViT-B-16", None)

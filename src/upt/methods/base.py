@@ -61,6 +61,24 @@ class PromptMethod(nn.Module):
         self.grad_checkpointing = False
         self._text_cache: torch.Tensor | None = None
 
+    def configure_compute(
+        self, text_chunk_size: int | None = None, grad_checkpointing: bool = False, truncate_text: bool = True
+    ) -> None:
+        """Trade memory for compute; every setting gives the same numbers.
+
+        Args:
+            text_chunk_size: encode at most this many class prompts at a time.
+            grad_checkpointing: recompute encoder activations in backward instead of storing them.
+            truncate_text: cut prompts after the last [EOS] (False: all 77 tokens, reference-style).
+        """
+        self.text_chunk_size = text_chunk_size
+        self.grad_checkpointing = grad_checkpointing
+        for module in self.modules():
+            if hasattr(module, "truncate") and module.truncate != truncate_text:
+                module.truncate = truncate_text
+                module.build(self.classnames)
+        self._text_cache = None
+
     # --- contract ---------------------------------------------------------------------------
     def set_classnames(self, classnames: Sequence[str], template: str | None = None) -> None:
         """Rebuild class-dependent buffers for ``classnames``; trained tensors are untouched."""

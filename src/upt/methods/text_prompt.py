@@ -72,6 +72,7 @@ class PromptTemplate(nn.Module):
             if position != "end" and n_ctx != n_phrase:
                 raise UptError("With class position middle/front the init phrase must be fully learned.")
         self.prefix_text = self.phrase or " ".join(["X"] * n_ctx)
+        self.truncate = True  # False keeps all context_length tokens (reference-style, for benchmarks)
 
     def init_context(self) -> torch.Tensor:
         """Initial context (n_ctx, d_t): the phrase's embeddings, or N(0, 0.02²)."""
@@ -87,7 +88,7 @@ class PromptTemplate(nn.Module):
         text = self.backbone[0].text
         names = [clean_classname(c) for c in classnames]
         ids = text.tokenize([f"{self.prefix_text} {n}." for n in names])
-        length = int(text.eos_positions(ids).max()) + 1
+        length = int(text.eos_positions(ids).max()) + 1 if self.truncate else ids.shape[1]
         ids = ids[:, :length].to(self.backbone[0].device)
         with torch.no_grad():
             emb = text.embed(ids)  # (n_cls, L, d_t)
@@ -132,7 +133,7 @@ class PromptTemplate(nn.Module):
         lead = emb.shape[:-3]
         flat = emb.reshape(-1, *emb.shape[-2:])
         ids = self.ids.expand(*lead, *self.ids.shape).reshape(-1, self.ids.shape[-1])
-        feats = self.backbone[0].text.encode(flat, ids, **kwargs)
+        feats = self.backbone[0].text.encode(flat, ids, truncate=self.truncate, **kwargs)
         return feats.reshape(*lead, self.ids.shape[0], -1)
 
 

@@ -20,4 +20,5 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> UptError:
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    return UptError(f"Unknown {kind} '{name}'.{hint} Known: {', '.join(known)}.")
+    listing = f"Known: {', '.join(known)}." if len(known) <= 20 else f"`upt list {kind}s` shows all {len(known)}."
+    return UptError(f"Unknown {kind} '{name}'.{hint} {listing}")

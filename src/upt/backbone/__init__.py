@@ -1,6 +1,13 @@
 """The only code that touches open_clip internals."""
 
-from upt.backbone.load import BUILTIN_CONFIGS, Backbone, Preprocess, list_backbones, load_backbone
+from upt.backbone.load import (
+    BUILTIN_CONFIGS,
+    Backbone,
+    Preprocess,
+    check_backbone_name,
+    list_backbones,
+    load_backbone,
+)
 from upt.backbone.text import TextTower, normalize
 from upt.backbone.vision import PROMPT_MODES, VisionTower
 
@@ -11,6 +18,7 @@ __all__ = [
     "Preprocess",
     "TextTower",
     "VisionTower",
+    "check_backbone_name",
     "list_backbones",
     "load_backbone",
     "normalize",

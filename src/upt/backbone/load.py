@@ -110,6 +110,15 @@ def list_backbones() -> list[dict]:
     return rows
 
 
+def check_backbone_name(name: str) -> None:
+    """Raise the unknown-name error (with the closest suggestion) for a backbone open_clip lacks."""
+    import open_clip
+
+    known = open_clip.list_models()
+    if name not in BUILTIN_CONFIGS and name not in known and not name.startswith(("hf-hub:", "local-dir:")):
+        raise unknown_name("backbone", name, list(BUILTIN_CONFIGS) + known)
+
+
 def load_backbone(
     name: str = "ViT-B-16",
     pretrained: str | None = "openai",
@@ -135,9 +144,7 @@ def load_backbone(
         size = BUILTIN_CONFIGS[name]["vision_cfg"]["image_size"]
         preprocess = Preprocess(OPENAI_MEAN, OPENAI_STD, size)
     else:
-        known = open_clip.list_models()
-        if name not in known and not name.startswith(("hf-hub:", "local-dir:")):
-            raise unknown_name("backbone", name, list(BUILTIN_CONFIGS) + known)
+        check_backbone_name(name)
         try:
             model = open_clip.create_model(name, pretrained=pretrained, device="cpu")
         except RuntimeError as exc:

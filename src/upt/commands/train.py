@@ -1,0 +1,72 @@
+"""``upt train``: train a method on a dataset's few-shot split and evaluate it on the test split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+RUN_FLAGS = {  # flag -> dotted config key
+    "method": "method", "dataset": "dataset", "data_root": "data_root", "shots": "shots", "seed": "seed",
+    "backbone": "backbone", "pretrained": "pretrained", "classes": "classes", "protocol": "protocol",
+    "device": "device", "precision": "precision", "epochs": "optim.epochs", "batch_size": "optim.batch_size",
+    "lr": "optim.lr", "max_steps": "optim.max_steps", "workers": "data.num_workers",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a method and evaluate it (writes a run folder)",
+                       description="Train a method on K shots per class and evaluate it on the test split.")
+    p.add_argument("--method", help="upt, coop, cocoop, vpt, maple, linear-probe, zeroshot (default upt)")
+    p.add_argument("--dataset", help="a catalog name (upt list datasets) or folder:PATH (default shapes)")
+    p.add_argument("--data-root", help="folder holding the benchmark datasets (default $UPT_DATA_ROOT or ./data)")
+    p.add_argument("--shots", type=int, help="images per class (default 16; 0 = the whole training split)")
+    p.add_argument("--seed", type=int, help="few-shot subset and initialisation seed (default 1)")
+    p.add_argument("--backbone", help="open_clip model name or tiny (default ViT-B-16)")
+    p.add_argument("--pretrained", help="open_clip pretrained tag or weights file (default openai; none: random)")
+    p.add_argument("--classes", choices=["all", "base", "new"], help="train on all classes or the base half")
+    p.add_argument("--protocol", help="label recorded in results (fewshot, base2new, dg, cross-dataset)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
+    p.add_argument("--workers", type=int, help="data loading processes")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--precision", help="auto, fp32, bf16, fp16, legacy-fp16")
+    p.add_argument("--config", action="append", default=[], metavar="YAML",
+                   help="preset file(s) or packaged preset names, applied in order")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. optim.lr=0.01 or method_config.n_t=8")
+    p.add_argument("--out", help="run folder (default runs/<dataset>-<method>-<shots>shot-seed<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace):
+    from upt.backbone import BUILTIN_CONFIGS
+    from upt.engine.config import merge, nested, resolve
+
+    base: dict = {}
+    for flag, key in RUN_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            base = merge(base, nested(key, value))
+    if base.get("backbone") in BUILTIN_CONFIGS and args.pretrained is None:
+        base["pretrained"] = None  # built-in backbones have no pretrained weights
+    return resolve(base, args.config, args.set)
+
+
+def default_out(cfg) -> str:
+    name = cfg.dataset.replace("folder:", "").rstrip("/").split("/")[-1]
+    suffix = "" if cfg.classes == "all" else f"-{cfg.classes}"
+    return f"runs/{name}{suffix}-{cfg.method}-{cfg.shots}shot-seed{cfg.seed}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from upt.engine import train_run
+
+    cfg = config_from_args(args)
+    results = train_run(cfg, args.out or default_out(cfg), resume=args.resume, overwrite=args.overwrite)
+    print(json.dumps({"run": args.out or default_out(cfg), "accuracy": round(results["accuracy"], 2),
+                      "macro_f1": round(results["macro_f1"], 2), "n_images": results["n_images"]}))
+    return 0

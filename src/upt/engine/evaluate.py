@@ -1,0 +1,67 @@
+"""evaluate(method, loader) -> metrics: accuracy, per-class accuracy, macro F1, throughput."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from upt.engine.precision import Precision, resolve_precision
+
+
+def classification_metrics(preds: np.ndarray, labels: np.ndarray, classnames: Sequence[str]) -> dict:
+    """Accuracy, per-class accuracy and macro F1, in percent (classes absent from ``labels`` skipped)."""
+    n = len(classnames)
+    conf = np.zeros((n, n), dtype=np.int64)
+    np.add.at(conf, (labels, preds), 1)
+    support = conf.sum(1)
+    predicted = conf.sum(0)
+    tp = np.diag(conf)
+    present = support > 0
+    recall = np.divide(tp, support, out=np.zeros(n), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n), where=(precision + recall) > 0)
+    return {
+        "accuracy": float(100.0 * tp.sum() / max(1, len(labels))),
+        "macro_f1": float(100.0 * f1[present].mean()) if present.any() else 0.0,
+        "per_class_accuracy": {classnames[i]: float(100.0 * recall[i]) for i in range(n) if present[i]},
+        "n_images": int(len(labels)),
+    }
+
+
+@torch.no_grad()
+def predict_logits(
+    method: torch.nn.Module,
+    batches: Iterable,
+    precision: Precision | None = None,
+    progress=None,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Logits and labels over ``batches`` of (images, labels, ...); class text computed once.
+
+    Returns logits (N, n_cls) on the CPU, labels (N,) and images per second.
+    """
+    device = method.backbone.device
+    precision = precision or resolve_precision("fp32", device)
+    method.eval()
+    out, labels, seen = [], [], 0
+    start = time.perf_counter()
+    with precision.autocast(), method.cached_text():
+        for batch in batches:
+            images = batch[0].to(device, non_blocking=True)
+            out.append(method(images).float().cpu())
+            labels.append(batch[1].cpu())
+            seen += len(images)
+            if progress is not None:
+                progress.update(len(images))
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    return torch.cat(out), torch.cat(labels), seen / elapsed
+
+
+def evaluate(method, batches, classnames: Sequence[str], precision: Precision | None = None, progress=None) -> dict:
+    """Metrics of ``method`` over ``batches``; adds ``eval_images_per_s``."""
+    logits, labels, speed = predict_logits(method, batches, precision, progress)
+    metrics = classification_metrics(logits.argmax(1).numpy(), labels.numpy(), classnames)
+    metrics["eval_images_per_s"] = speed
+    return metrics

@@ -1,0 +1,237 @@
+"""train_run / eval_run: a RunConfig and a folder in, a self-describing run folder out."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from upt.backbone import load_backbone
+from upt.data import base_new_split, fewshot_splits, load_dataset
+from upt.engine.checkpoint import (
+    META_FILE,
+    PROMPT_FILE,
+    RESUME_DIR,
+    git_revision,
+    load_tensors,
+    read_json,
+    save_tensors,
+    versions,
+    write_json,
+)
+from upt.engine.config import RunConfig
+from upt.engine.evaluate import evaluate
+from upt.engine.loaders import EpochLoaders, FeatureEpochs, encode_all, image_loader
+from upt.engine.precision import resolve_precision
+from upt.engine.rundir import (
+    append_jsonl,
+    attach_log_file,
+    describe_run,
+    load_run,
+    prepare_run_dir,
+    read_config,
+    resolve_device,
+    write_config,
+)
+from upt.engine.train import Trainer, seed_everything
+from upt.errors import UptError
+from upt.methods import build_method
+
+log = logging.getLogger(__name__)
+
+
+def _bar(total: int, desc: str) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="img", leave=False, disable=not sys.stderr.isatty())
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA max allocated, or the process's peak resident memory on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def prepare_data(cfg: RunConfig):
+    """The run's splits: dataset, few-shot subset of (shots, seed), then base/new classes."""
+    splits = load_dataset(cfg.dataset, cfg.data_root)
+    if cfg.shots > 0:
+        splits = fewshot_splits(splits, cfg.shots, cfg.seed)
+    if cfg.classes != "all":
+        splits = base_new_split(splits, cfg.classes)
+    if not splits.train:
+        raise UptError(f"Dataset {cfg.dataset} has no training images.")
+    return splits
+
+
+def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train ``cfg.method`` and evaluate it on the test split; returns the results written."""
+    out = prepare_run_dir(out, resume, overwrite)
+    handler = attach_log_file(out)
+    try:
+        return _train(cfg, out, resume)
+    finally:
+        logging.getLogger("upt").removeHandler(handler)
+        handler.close()
+
+
+def _train(cfg: RunConfig, out: Path, resume: bool) -> dict:
+    device = resolve_device(cfg.device)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    seed_everything(cfg.seed)
+    splits = prepare_data(cfg)
+    backbone = load_backbone(cfg.backbone, cfg.pretrained, device)
+    precision = resolve_precision(cfg.precision, device)
+    torch.manual_seed(cfg.seed)  # prompt initialisation
+    method = build_method(cfg.method, backbone, splits.classnames, splits.template, cfg.method_config)
+    method.configure_compute(cfg.compute.text_chunk_size, cfg.compute.grad_checkpointing)
+    precision.prepare(backbone, method)
+    write_config(out, cfg)
+    write_json(out / META_FILE, describe_run(method, backbone, cfg, splits))
+    pp = backbone.preprocess
+    log.info("%s on %s (%d classes, %d train images), backbone %s, %s, %s", cfg.method, cfg.dataset,
+             len(splits.classnames), len(splits.train), cfg.backbone, device, precision.name)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    train_stats: dict = {"train_images": 0, "train_seconds": 0.0}
+    if method.trains_by_gradient:
+        train_stats = _fit_gradient(method, splits, cfg, precision, out, resume)
+    else:
+        workers, bs = cfg.data.num_workers, cfg.data.eval_batch_size
+        start = time.perf_counter()
+        train = encode_all(method, image_loader(splits.train, pp, cfg.data.eval_transform, False, bs, workers,
+                                                cache=cfg.data.cache_images), precision)
+        val = encode_all(method, image_loader(splits.val, pp, cfg.data.eval_transform, False, bs, workers),
+                         precision) if splits.val else (train[0][:0], train[1][:0])
+        train_stats["fit"] = method.fit_features(train, val)
+        train_stats["train_seconds"] = time.perf_counter() - start
+        train_stats["train_images"] = len(splits.train)
+    save_tensors(out / PROMPT_FILE, method.trainable_state_dict())
+
+    loader = image_loader(splits.test, pp, cfg.data.eval_transform, False, cfg.data.eval_batch_size,
+                          cfg.data.num_workers)
+    with _bar(len(splits.test), "eval") as bar:
+        metrics = evaluate(method, loader, splits.classnames, precision, bar)
+    seconds = train_stats.pop("train_seconds")
+    images = train_stats.pop("train_images")
+    results = {
+        "method": cfg.method,
+        "method_config": describe_run(method, backbone, cfg, splits)["method_config"],
+        "dataset": cfg.dataset,
+        "eval_dataset": cfg.dataset,
+        "protocol": cfg.protocol,
+        "classes": cfg.classes,
+        "split": "test",
+        "shots": cfg.shots,
+        "seed": cfg.seed,
+        "backbone": cfg.backbone,
+        "pretrained": cfg.pretrained,
+        "precision": precision.name,
+        "device": str(device),
+        "trainable_parameters": method.num_trainable(),
+        "split_info": {k: v for k, v in splits.info.items() if k != "fewshot"},
+        "fewshot": splits.info.get("fewshot"),
+        **{k: metrics[k] for k in ("accuracy", "macro_f1", "per_class_accuracy", "n_images")},
+        "timing": {
+            "train_seconds": seconds,
+            "train_images_per_s": images / seconds if seconds > 0 else None,
+            "eval_images_per_s": metrics["eval_images_per_s"],
+            "peak_memory_mb": peak_memory_mb(device),
+        },
+        "train": train_stats,
+        "versions": versions(),
+        "git_revision": git_revision(),
+    }
+    write_json(out / "results.json", results)
+    log.info("test accuracy %.2f%% (macro F1 %.2f) on %d images -> %s", results["accuracy"], results["macro_f1"],
+             results["n_images"], out)
+    return results
+
+
+def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: bool) -> dict:
+    epochs = cfg.epochs()
+    trainer = Trainer(method, cfg.optim, epochs, precision)
+    start_epoch, seconds, images = 0, 0.0, 0
+    ckpt = out / RESUME_DIR
+    if resume and (ckpt / "state.json").exists():
+        state = read_json(ckpt / "state.json")
+        tensors = load_tensors(ckpt / "state.safetensors", method.backbone.device)
+        method.load_trainable_state_dict({k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")})
+        trainer.restore(tensors, state["trainer"])
+        start_epoch, seconds, images = state["epoch"], state["train_seconds"], state["train_images"]
+        log.info("resumed from the end of epoch %d", start_epoch)
+    elif resume:
+        log.info("nothing to resume in %s; starting from the beginning", out)
+
+    if cfg.data.feature_views > 0 and method.frozen_image_encoder:
+        batches, forward = FeatureEpochs(method, splits.train, method.backbone.preprocess, cfg, precision), method.logits
+        log.info("training on %d pre-computed augmented views per image (data.feature_views)", cfg.data.feature_views)
+    else:
+        batches, forward = EpochLoaders(splits.train, method.backbone.preprocess, cfg), None
+    metrics_file = out / "metrics.jsonl"
+    stats = None
+    for epoch in range(start_epoch, epochs):
+        if trainer.done():
+            break
+        with _bar(len(splits.train), f"epoch {epoch + 1}/{epochs}") as bar:
+            stats = trainer.run_epoch(epoch, batches(epoch), forward,
+                                      on_step=lambda r: bar.update(cfg.optim.batch_size))
+        seconds += stats["seconds"]
+        images += stats["images"]
+        append_jsonl(metrics_file, stats)
+        log.info("epoch %d/%d  loss %.4f  train acc %.1f%%  lr %.2e  %.1f img/s", epoch + 1, epochs, stats["loss"],
+                 stats["train_accuracy"], stats["lr"], stats["images"] / max(stats["seconds"], 1e-9))
+        opt_tensors, trainer_meta = trainer.state()
+        tensors = {**{f"method.{k}": v for k, v in method.trainable_state_dict().items()}, **opt_tensors}
+        save_tensors(ckpt / "state.safetensors", tensors)
+        write_json(ckpt / "state.json", {"epoch": epoch + 1, "trainer": trainer_meta, "train_seconds": seconds,
+                                         "train_images": images})
+    return {"epochs": epochs, "steps": trainer.step, "final_loss": stats["loss"] if stats else None,
+            "train_seconds": seconds, "train_images": images}
+
+
+def eval_run(run_dir: str | Path, dataset: str | None = None, data_root: str | None = None,
+             classes: str | None = None, device: str = "auto", backbone: str | None = None,
+             pretrained: str | None = None, write: bool = True) -> dict:
+    """Evaluate a trained run on its own test split or another dataset's; writes ``eval/*.json``."""
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    method, meta = load_run(run_dir, device, backbone, pretrained)
+    dataset = dataset or cfg.dataset
+    classes = classes or cfg.classes
+    splits = load_dataset(dataset, data_root if data_root is not None else cfg.data_root)
+    if classes != "all":
+        splits = base_new_split(splits, classes)
+    if dataset == cfg.dataset and classes == cfg.classes:
+        names, template = meta["classnames"], meta["template"]
+        if list(splits.classnames) != names:
+            raise UptError(f"The classes of {dataset} here differ from those run {run_dir} was trained on.")
+    else:
+        names, template = splits.classnames, splits.template
+    method.set_classnames(names, template)
+    precision = resolve_precision(cfg.precision, method.backbone.device)
+    precision.prepare(method.backbone, method)
+    loader = image_loader(splits.test, method.backbone.preprocess, cfg.data.eval_transform, False,
+                          cfg.data.eval_batch_size, cfg.data.num_workers)
+    with _bar(len(splits.test), "eval") as bar:
+        metrics = evaluate(method, loader, names, precision, bar)
+    results = {
+        "method": meta["method"], "method_config": meta["method_config"], "dataset": cfg.dataset,
+        "eval_dataset": dataset, "protocol": cfg.protocol, "classes": classes, "split": "test",
+        "shots": cfg.shots, "seed": cfg.seed, "backbone": cfg.backbone, "pretrained": cfg.pretrained,
+        "run": str(run_dir), "split_info": {k: v for k, v in splits.info.items() if k != "fewshot"},
+        **{k: metrics[k] for k in ("accuracy", "macro_f1", "per_class_accuracy", "n_images")},
+        "timing": {"eval_images_per_s": metrics["eval_images_per_s"],
+                   "peak_memory_mb": peak_memory_mb(method.backbone.device)},
+        "versions": versions(),
+    }
+    if write:
+        name = f"{dataset.replace(':', '_').replace('/', '_')}-{classes}.json"
+        write_json(run_dir / "eval" / name, results)
+    return results

@@ -1,0 +1,140 @@
+"""A run folder: preparing it, describing the trained method, loading it back.
+
+Loading needs nothing but the folder: ``upt.json`` names the method, its config, the backbone and
+the class names, and ``prompt.safetensors`` holds the trained tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+import yaml
+
+from upt.engine.checkpoint import META_FILE, PROMPT_FILE, RESUME_DIR, load_tensors, read_json, versions, write_json
+from upt.errors import UptError
+
+log = logging.getLogger(__name__)
+RUN_FILES = (PROMPT_FILE, META_FILE, "config.yaml", "results.json", "log.txt", "metrics.jsonl", RESUME_DIR, "eval")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise UptError(f"Unknown device '{name}'; use auto, cpu, cuda or cuda:N.") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UptError(f"Device '{name}' asked for, but this machine has no CUDA GPU; use --device cpu.")
+    return device
+
+
+def prepare_run_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
+    """Create (or reuse, with ``resume``) the run folder; refuse to mix two runs in one folder."""
+    out = Path(out)
+    existing = out.exists() and any((out / f).exists() for f in RUN_FILES)
+    if existing and not resume:
+        if not overwrite:
+            raise UptError(f"Run folder {out} already holds a run; pass --resume to continue it or --overwrite to "
+                           "replace it.")
+        for f in RUN_FILES:
+            p = out / f
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UptError(f"Cannot write to run folder {out} ({exc.strerror}); choose another --out.") from exc
+    return out
+
+
+def describe_run(method, backbone, cfg, splits) -> dict:
+    """The content of ``upt.json``: enough to rebuild the trained method from the folder alone."""
+    import dataclasses
+
+    return {
+        "format": 1,
+        "method": method.name,
+        "method_config": dataclasses.asdict(method.config),
+        "backbone": backbone.describe(),
+        "classnames": list(method.classnames),
+        "template": method.template,
+        "dataset": cfg.dataset,
+        "classes": cfg.classes,
+        "shots": cfg.shots,
+        "seed": cfg.seed,
+        "precision": cfg.precision,
+        "versions": versions(),
+    }
+
+
+def write_config(out: Path, cfg) -> None:
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def read_config(run_dir: Path):
+    from upt.engine.config import from_dict
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise UptError(f"{path} is missing; is {run_dir} a upt run folder?")
+    return from_dict(yaml.safe_load(path.read_text()))
+
+
+def load_run(run_dir: str | Path, device: str = "auto", backbone: str | None = None,
+             pretrained: str | None = None):
+    """Rebuild the trained method of a run folder.
+
+    Args:
+        run_dir: the run folder.
+        device: where to put it.
+        backbone, pretrained: when given, must match what the run was trained with.
+
+    Returns:
+        (method, meta): the method in eval mode and the content of ``upt.json``.
+    """
+    from upt.backbone import load_backbone
+    from upt.methods import build_method
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UptError(f"Run folder {run_dir} does not exist.")
+    meta = read_json(run_dir / META_FILE)
+    need = meta["backbone"]
+    if (backbone and backbone != need["name"]) or (pretrained and pretrained != need["pretrained"]):
+        raise UptError(
+            f"Run {run_dir} was trained on backbone {need['name']} (pretrained {need['pretrained'] or 'none'}); it "
+            f"cannot be used with {backbone or need['name']} (pretrained {pretrained or need['pretrained'] or 'none'}). "
+            f"Use --backbone {need['name']}" + (f" --pretrained {need['pretrained']}." if need["pretrained"] else ".")
+        )
+    bb = load_backbone(need["name"], need["pretrained"], resolve_device(device))
+    mismatch = {k: (need[k], v) for k, v in bb.describe().items() if k in need and k != "preprocess" and need[k] != v}
+    if mismatch:
+        raise UptError(f"Backbone {need['name']} here differs from the one run {run_dir} was trained on: "
+                       f"{json.dumps(mismatch)}; install the open_clip version recorded in {META_FILE}.")
+    method = build_method(meta["method"], bb, meta["classnames"], meta["template"], meta["method_config"])
+    method.load_trainable_state_dict(load_tensors(run_dir / PROMPT_FILE, bb.device))
+    method.eval()
+    return method, meta
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def write_results(path: Path, results: dict) -> None:
+    write_json(path, results)
+
+
+def attach_log_file(out: Path) -> logging.Handler:
+    handler = logging.FileHandler(out / "log.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logging.getLogger("upt").addHandler(handler)
+    return handler

@@ -130,12 +130,31 @@ def load_backbone(
         name: an open_clip model name (``open_clip.list_models()``) or a built-in (``tiny``).
         pretrained: an open_clip pretrained tag (``openai``, ``laion2b_s34b_b88k``, ...) or a local
             weights file; None (or ``""``/``none``) builds random weights, which needs no download.
+            Random weights are drawn from a fixed seed: every load gives the same model, so a run
+            on them can be evaluated again from its folder.
         device: where the model lives.
     """
-    import open_clip
-
     if pretrained in ("", "none", "None"):
         pretrained = None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model, tokenizer, preprocess = _create(name, pretrained)
+    model.eval().requires_grad_(False)
+    model.to(device)
+    log.debug("loaded backbone %s (%s) on %s", name, pretrained, device)
+    return Backbone(
+        name=name,
+        pretrained=pretrained,
+        model=model,
+        text=TextTower(model, tokenizer, name),
+        vision=VisionTower(model, name),
+        preprocess=preprocess,
+    )
+
+
+def _create(name: str, pretrained: str | None):
+    import open_clip
+
     if name in BUILTIN_CONFIGS:
         if pretrained is not None:
             raise UptError(f"Backbone '{name}' is built in with random weights; drop --pretrained {pretrained}.")
@@ -154,17 +173,7 @@ def load_backbone(
             ) from exc
         tokenizer = open_clip.get_tokenizer(name)
         preprocess = _preprocess_of(model)
-    model.eval().requires_grad_(False)
-    model.to(device)
-    log.debug("loaded backbone %s (%s) on %s", name, pretrained, device)
-    return Backbone(
-        name=name,
-        pretrained=pretrained,
-        model=model,
-        text=TextTower(model, tokenizer, name),
-        vision=VisionTower(model, name),
-        preprocess=preprocess,
-    )
+    return model, tokenizer, preprocess
 
 
 def _preprocess_of(model: nn.Module) -> Preprocess:

@@ -19,6 +19,8 @@ from upt.errors import UptError
 
 log = logging.getLogger(__name__)
 RUN_FILES = (PROMPT_FILE, META_FILE, "config.yaml", "results.json", "log.txt", "metrics.jsonl", RESUME_DIR, "eval")
+# A folder holds a run once training has started (a run that failed earlier leaves only its log).
+RUN_MARKERS = (PROMPT_FILE, META_FILE, "results.json", RESUME_DIR)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,7 +38,7 @@ def resolve_device(name: str) -> torch.device:
 def prepare_run_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
     """Create (or reuse, with ``resume``) the run folder; refuse to mix two runs in one folder."""
     out = Path(out)
-    existing = out.exists() and any((out / f).exists() for f in RUN_FILES)
+    existing = out.exists() and any((out / f).exists() for f in RUN_MARKERS)
     if existing and not resume:
         if not overwrite:
             raise UptError(f"Run folder {out} already holds a run; pass --resume to continue it or --overwrite to "
@@ -78,10 +80,17 @@ def write_config(out: Path, cfg) -> None:
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
+def require_run_dir(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UptError(f"Run folder {run_dir} does not exist.")
+    return run_dir
+
+
 def read_config(run_dir: Path):
     from upt.engine.config import from_dict
 
-    path = Path(run_dir) / "config.yaml"
+    path = require_run_dir(run_dir) / "config.yaml"
     if not path.exists():
         raise UptError(f"{path} is missing; is {run_dir} a upt run folder?")
     return from_dict(yaml.safe_load(path.read_text()))
@@ -102,9 +111,7 @@ def load_run(run_dir: str | Path, device: str = "auto", backbone: str | None = N
     from upt.backbone import load_backbone
     from upt.methods import build_method
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UptError(f"Run folder {run_dir} does not exist.")
+    run_dir = require_run_dir(run_dir)
     meta = read_json(run_dir / META_FILE)
     need = meta["backbone"]
     if (backbone and backbone != need["name"]) or (pretrained and pretrained != need["pretrained"]):

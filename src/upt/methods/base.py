@@ -41,6 +41,7 @@ class PromptMethod(nn.Module):
             so image features may be cached.
         image_dependent_text: True when class text features depend on the image (CoCoOp).
         open_vocabulary: whether :meth:`set_classnames` accepts classes never trained on.
+        uses_text: False for methods without class text features (linear probe).
     """
 
     name: ClassVar[str]
@@ -50,6 +51,7 @@ class PromptMethod(nn.Module):
     frozen_image_encoder: ClassVar[bool] = False
     image_dependent_text: ClassVar[bool] = False
     open_vocabulary: ClassVar[bool] = True
+    uses_text: ClassVar[bool] = True
 
     def __init__(self, config: Any, backbone: Backbone, classnames: Sequence[str], template: str = "a photo of a {}."):
         super().__init__()
@@ -114,9 +116,9 @@ class PromptMethod(nn.Module):
     def cached_text(self) -> Iterator[None]:
         """Within this context, class text features are computed once (evaluation, no grad).
 
-        A no-op for methods whose text depends on the image.
+        A no-op for methods whose text depends on the image or that have no text side.
         """
-        if self.image_dependent_text:
+        if self.image_dependent_text or not self.uses_text:
             yield
             return
         with torch.no_grad():

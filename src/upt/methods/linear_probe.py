@@ -41,6 +41,7 @@ class LinearProbe(PromptMethod):
     trains_by_gradient = False
     frozen_image_encoder = True
     open_vocabulary = False
+    uses_text = False
 
     def __init__(self, config, backbone, classnames, template="a photo of a {}."):
         super().__init__(config, backbone, classnames, template)

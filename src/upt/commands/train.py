@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 RUN_FLAGS = {  # flag -> dotted config key
     "method": "method", "dataset": "dataset", "data_root": "data_root", "shots": "shots", "seed": "seed",
     "backbone": "backbone", "pretrained": "pretrained", "classes": "classes", "protocol": "protocol",
     "device": "device", "precision": "precision", "epochs": "optim.epochs", "batch_size": "optim.batch_size",
-    "lr": "optim.lr", "max_steps": "optim.max_steps", "workers": "data.num_workers",
+    "lr": "optim.lr", "max_steps": "optim.max_steps", "workers": "data.num_workers", "devices": "devices",
 }
 
 
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
     p.add_argument("--workers", type=int, help="data loading processes")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--devices", type=int, help="data-parallel processes on this machine (one per GPU; CPU: gloo)")
     p.add_argument("--precision", help="auto, fp32, bf16, fp16, legacy-fp16")
     p.add_argument("--config", action="append", default=[], metavar="YAML",
                    help="preset file(s) or packaged preset names, applied in order")
@@ -67,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     results = train_run(cfg, args.out or default_out(cfg), resume=args.resume, overwrite=args.overwrite)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+        return 0
     print(json.dumps({"run": args.out or default_out(cfg), "accuracy": round(results["accuracy"], 2),
                       "macro_f1": round(results["macro_f1"], 2), "n_images": results["n_images"]}))
     return 0

@@ -83,6 +83,7 @@ class RunConfig:
     protocol: str = "fewshot"
     precision: str = "auto"
     device: str = "auto"
+    devices: int = 1
     deterministic: bool = False
     method_config: dict = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -94,6 +95,8 @@ class RunConfig:
             raise UptError(f"Unknown classes '{self.classes}'; choose all, base or new.")
         if self.precision not in PRECISIONS:
             raise UptError(f"Unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}.")
+        if self.devices < 1:
+            raise UptError(f"devices must be at least 1, got {self.devices}.")
         if self.shots < 0:
             raise UptError(f"shots must be >= 0 (0 uses the whole training split), got {self.shots}.")
         # Names and method options are checked now, before any data is read or model built.

@@ -61,7 +61,12 @@ def predict_logits(
 
 def evaluate(method, batches, classnames: Sequence[str], precision: Precision | None = None, progress=None) -> dict:
     """Metrics of ``method`` over ``batches``; adds ``eval_images_per_s``."""
+    from upt.engine.distributed import gather
+
     logits, labels, speed = predict_logits(method, batches, precision, progress)
+    parts = gather((logits, labels, speed))  # sharded evaluation: every rank's part, in rank order
+    logits, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    speed = sum(p[2] for p in parts)
     metrics = classification_metrics(logits.argmax(1).numpy(), labels.numpy(), classnames)
     metrics["eval_images_per_s"] = speed
     return metrics

@@ -9,39 +9,61 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from upt.data import ImageDataset, build_transform
 from upt.data.images import verify_images
+from upt.engine.distributed import GlobalBatchSampler, shard
 from upt.engine.train import epoch_seed
 
 # Few-shot sets are re-read every epoch: keep decoded images when a split is at most this large.
 CACHE_LIMIT = 20_000
 
 
-def image_loader(samples, preprocess, transform: str, train: bool, batch_size: int, workers: int,
-                 shuffle: bool = False, seed: int | None = None, cache: bool = False) -> DataLoader:
-    """A loader of (image tensor, label, index) batches; ``seed`` fixes order and augmentation."""
+def image_dataset(samples, preprocess, transform: str, train: bool, cache: bool = False) -> ImageDataset:
+    """Samples + transform; small sets keep their decoded images (checked up front: bad files named)."""
     tf = build_transform(preprocess, train=train, name=transform)
     dataset = ImageDataset(samples, tf, cache=cache and len(samples) <= CACHE_LIMIT,
                            cache_size=max(preprocess.size, 256))
     if dataset.cache:
         verify_images(samples, raise_error=True)  # name every bad file before training starts
         dataset.preload()
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    workers = min(workers, max(0, (os.cpu_count() or 1) - 1))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=workers,
-                      pin_memory=torch.cuda.is_available(), drop_last=False,
-                      persistent_workers=False)
+    return dataset
+
+
+def _workers(n: int) -> int:
+    return min(n, max(0, (os.cpu_count() or 1) - 1))
+
+
+def image_loader(samples, preprocess, transform: str, train: bool, batch_size: int, workers: int,
+                 cache: bool = False) -> DataLoader:
+    """A loader of (image tensor, label, index) batches in order (evaluation, feature extraction)."""
+    return DataLoader(image_dataset(samples, preprocess, transform, train, cache), batch_size=batch_size,
+                      num_workers=_workers(workers), pin_memory=torch.cuda.is_available())
+
+
+def eval_loader(samples, preprocess, cfg) -> DataLoader:
+    """This rank's shard of an evaluation split (all of it in a single process)."""
+    part = shard(len(samples))
+    return image_loader(samples[part.start : part.stop], preprocess, cfg.data.eval_transform, False,
+                        cfg.data.eval_batch_size, cfg.data.num_workers)
 
 
 class EpochLoaders:
-    """Training batches of epoch ``e``: a loader whose order and augmentation depend on (seed, e)."""
+    """Training batches of epoch ``e``: order and augmentation depend on (seed, e) only, and each
+    process of a data-parallel run gets its slice of the same global batches."""
 
     def __init__(self, samples, preprocess, cfg):
         self.cfg = cfg
-        self.loader = image_loader(samples, preprocess, cfg.data.train_transform, True, cfg.optim.batch_size,
-                                   cfg.data.num_workers, shuffle=True, seed=cfg.seed, cache=cfg.data.cache_images)
+        dataset = image_dataset(samples, preprocess, cfg.data.train_transform, True, cfg.data.cache_images)
+        self.sampler = GlobalBatchSampler(len(dataset), cfg.optim.batch_size)
+        self.generator = torch.Generator()
+        self.loader = DataLoader(dataset, batch_sampler=self.sampler, num_workers=_workers(cfg.data.num_workers),
+                                 generator=self.generator, pin_memory=torch.cuda.is_available())
+
+    def global_size(self, step: int) -> int:
+        return self.sampler.global_size(step)
 
     def __call__(self, epoch: int):
         seed = epoch_seed(self.cfg.seed, epoch)
-        self.loader.generator.manual_seed(seed)
+        self.sampler.set_seed(seed)
+        self.generator.manual_seed(seed)  # worker seeds
         torch.manual_seed(seed)  # augmentation in the main process, dropout
         return self.loader
 
@@ -60,6 +82,8 @@ def encode_all(method, loader, precision) -> tuple[torch.Tensor, torch.Tensor]:
 
 class FeatureEpochs:
     """Training on ``views`` pre-computed augmented views per image (frozen image encoder only)."""
+
+    global_size = None  # single-process only
 
     def __init__(self, method, samples, preprocess, cfg, precision):
         self.cfg = cfg

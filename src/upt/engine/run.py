@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import sys
 import time
@@ -13,6 +14,7 @@ from tqdm import tqdm
 
 from upt.backbone import load_backbone
 from upt.data import base_new_split, fewshot_splits, load_dataset
+from upt.engine import distributed as dist
 from upt.engine.checkpoint import (
     META_FILE,
     PROMPT_FILE,
@@ -26,7 +28,7 @@ from upt.engine.checkpoint import (
 )
 from upt.engine.config import RunConfig
 from upt.engine.evaluate import evaluate
-from upt.engine.loaders import EpochLoaders, FeatureEpochs, encode_all, image_loader
+from upt.engine.loaders import EpochLoaders, FeatureEpochs, encode_all, eval_loader, image_loader
 from upt.engine.precision import resolve_precision
 from upt.engine.rundir import (
     append_jsonl,
@@ -69,18 +71,40 @@ def prepare_data(cfg: RunConfig):
 
 
 def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, overwrite: bool = False) -> dict:
-    """Train ``cfg.method`` and evaluate it on the test split; returns the results written."""
-    out = prepare_run_dir(out, resume, overwrite)
-    handler = attach_log_file(out)
+    """Train ``cfg.method`` and evaluate it on the test split; returns the results written.
+
+    With ``cfg.devices > 1`` (and not already under torchrun) this spawns that many data-parallel
+    processes and returns rank 0's results.
+    """
+    if cfg.devices > 1 and "WORLD_SIZE" not in os.environ:
+        prepare_run_dir(out, resume, overwrite)
+        dist.launch(cfg.devices, _spawned_train, cfg.to_dict(), str(out), resume)
+        return read_json(Path(out) / "results.json")
+    device = dist.init_from_env()
+    if dist.is_main():
+        out = prepare_run_dir(out, resume, overwrite)
+    dist.barrier()
+    out = Path(out)
+    handler = attach_log_file(out) if dist.is_main() else None
     try:
-        return _train(cfg, out, resume)
+        return _train(cfg, out, resume, device)
     finally:
-        logging.getLogger("upt").removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            logging.getLogger("upt").removeHandler(handler)
+            handler.close()
 
 
-def _train(cfg: RunConfig, out: Path, resume: bool) -> dict:
-    device = resolve_device(cfg.device)
+def _spawned_train(cfg: dict, out: str, resume: bool) -> None:
+    from upt.engine.config import from_dict
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("upt").setLevel(logging.INFO)
+    train_run(from_dict(cfg), out, resume=resume)  # the parent prepared (or cleared) the folder
+
+
+def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device | None) -> dict:
+    device = device or resolve_device(cfg.device)
+    main = dist.is_main()
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     seed_everything(cfg.seed)
@@ -91,8 +115,9 @@ def _train(cfg: RunConfig, out: Path, resume: bool) -> dict:
     method = build_method(cfg.method, backbone, splits.classnames, splits.template, cfg.method_config)
     method.configure_compute(cfg.compute.text_chunk_size, cfg.compute.grad_checkpointing)
     precision.prepare(backbone, method)
-    write_config(out, cfg)
-    write_json(out / META_FILE, describe_run(method, backbone, cfg, splits))
+    if main:
+        write_config(out, cfg)
+        write_json(out / META_FILE, describe_run(method, backbone, cfg, splits))
     pp = backbone.preprocess
     log.info("%s on %s (%d classes, %d train images), backbone %s, %s, %s", cfg.method, cfg.dataset,
              len(splits.classnames), len(splits.train), cfg.backbone, device, precision.name)
@@ -112,10 +137,10 @@ def _train(cfg: RunConfig, out: Path, resume: bool) -> dict:
         train_stats["fit"] = method.fit_features(train, val)
         train_stats["train_seconds"] = time.perf_counter() - start
         train_stats["train_images"] = len(splits.train)
-    save_tensors(out / PROMPT_FILE, method.trainable_state_dict())
+    if main:
+        save_tensors(out / PROMPT_FILE, method.trainable_state_dict())
 
-    loader = image_loader(splits.test, pp, cfg.data.eval_transform, False, cfg.data.eval_batch_size,
-                          cfg.data.num_workers)
+    loader = eval_loader(splits.test, pp, cfg)
     with _bar(len(splits.test), "eval") as bar:
         metrics = evaluate(method, loader, splits.classnames, precision, bar)
     seconds = train_stats.pop("train_seconds")
@@ -134,6 +159,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool) -> dict:
         "pretrained": cfg.pretrained,
         "precision": precision.name,
         "device": str(device),
+        "devices": dist.world_size(),
         "trainable_parameters": method.num_trainable(),
         "split_info": {k: v for k, v in splits.info.items() if k != "fewshot"},
         "fewshot": splits.info.get("fewshot"),
@@ -148,7 +174,9 @@ def _train(cfg: RunConfig, out: Path, resume: bool) -> dict:
         "versions": versions(),
         "git_revision": git_revision(),
     }
-    write_json(out / "results.json", results)
+    if main:
+        write_json(out / "results.json", results)
+    dist.barrier()
     log.info("test accuracy %.2f%% (macro F1 %.2f) on %d images -> %s", results["accuracy"], results["macro_f1"],
              results["n_images"], out)
     return results
@@ -156,6 +184,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool) -> dict:
 
 def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: bool) -> dict:
     epochs = cfg.epochs()
+    main = dist.is_main()
     trainer = Trainer(method, cfg.optim, epochs, precision)
     start_epoch, seconds, images = 0, 0.0, 0
     ckpt = out / RESUME_DIR
@@ -170,10 +199,13 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
         log.info("nothing to resume in %s; starting from the beginning", out)
 
     if cfg.data.feature_views > 0 and method.frozen_image_encoder:
+        if dist.world_size() > 1:
+            raise UptError("data.feature_views trains on cached features in one process; use --devices 1 with it.")
         batches, forward = FeatureEpochs(method, splits.train, method.backbone.preprocess, cfg, precision), method.logits
         log.info("training on %d pre-computed augmented views per image (data.feature_views)", cfg.data.feature_views)
     else:
-        batches, forward = EpochLoaders(splits.train, method.backbone.preprocess, cfg), None
+        batches = EpochLoaders(splits.train, method.backbone.preprocess, cfg)
+        forward = dist.wrap(method)
     metrics_file = out / "metrics.jsonl"
     stats = None
     for epoch in range(start_epoch, epochs):
@@ -181,9 +213,12 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
             break
         with _bar(len(splits.train), f"epoch {epoch + 1}/{epochs}") as bar:
             stats = trainer.run_epoch(epoch, batches(epoch), forward,
-                                      on_step=lambda r: bar.update(cfg.optim.batch_size))
+                                      on_step=lambda r: bar.update(cfg.optim.batch_size),
+                                      global_size=batches.global_size)
         seconds += stats["seconds"]
         images += stats["images"]
+        if not main:
+            continue
         append_jsonl(metrics_file, stats)
         log.info("epoch %d/%d  loss %.4f  train acc %.1f%%  lr %.2e  %.1f img/s", epoch + 1, epochs, stats["loss"],
                  stats["train_accuracy"], stats["lr"], stats["images"] / max(stats["seconds"], 1e-9))

@@ -14,7 +14,15 @@ from pathlib import Path
 import torch
 import yaml
 
-from upt.engine.checkpoint import META_FILE, PROMPT_FILE, RESUME_DIR, load_tensors, read_json, versions, write_json
+from upt.engine.checkpoint import (
+    META_FILE,
+    PROMPT_FILE,
+    RESUME_DIR,
+    load_tensors,
+    read_json,
+    versions,
+    write_json,
+)
 from upt.errors import UptError
 
 log = logging.getLogger(__name__)

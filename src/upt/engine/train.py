@@ -74,9 +74,20 @@ class Trainer:
         batches: Iterable,
         forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
         on_step: Callable[[dict], None] | None = None,
+        global_size: Callable[[int], int] | None = None,
     ) -> dict:
-        """One epoch over ``batches`` of (inputs, labels, ...). ``forward`` maps inputs to logits
-        (default: the method itself; cached-feature training passes ``method.logits``)."""
+        """One epoch over ``batches`` of (inputs, labels, ...).
+
+        Args:
+            forward: maps inputs to logits (default: the method itself; cached-feature training
+                passes ``method.logits``; data-parallel training its DDP wrapper).
+            global_size: with several processes, the size of the global batch at a step of the
+                epoch: each rank's summed loss is scaled so DDP's gradient average equals the
+                mean over the global batch, exactly as one process would compute it.
+        """
+        from upt.engine.distributed import world_size
+
+        world = world_size()
         lr = lr_at(epoch, self.optim_cfg, self.epochs)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -84,11 +95,14 @@ class Trainer:
         device = self.method.backbone.device
         self.method.train()
         total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
-        for inputs, labels, *_ in batches:
+        for i, (inputs, labels, *_) in enumerate(batches):
             inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             with self.precision.autocast():
                 logits = forward(inputs)
-            loss = F.cross_entropy(logits.float(), labels)
+            if world > 1:
+                loss = F.cross_entropy(logits.float(), labels, reduction="sum") * (world / global_size(i))
+            else:
+                loss = F.cross_entropy(logits.float(), labels)
             if not torch.isfinite(loss):
                 raise UptError(
                     f"The loss became {loss.item()} at epoch {epoch + 1}, step {self.step + 1}; training stopped. "
@@ -101,7 +115,7 @@ class Trainer:
             self.scaler.update()
             self.step += 1
             n = len(labels)
-            total_loss += loss.item() * n
+            total_loss += loss.item() * (n if world == 1 else global_size(i) / world)
             correct += int((logits.argmax(1) == labels).sum())
             seen += n
             if on_step is not None:

@@ -1,0 +1,54 @@
+"""``upt analyze variance``: the UPT paper's Figure 1 statistics of zero-shot CLIP features."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="analyses of datasets and results (variance: UPT's Figure 1)")
+    what = p.add_subparsers(dest="analysis", metavar="ANALYSIS")
+    what.required = True
+    v = what.add_parser("variance", help="intra-class image / inter-class text variance per dataset",
+                        description="For each dataset: the intra-class variance of zero-shot CLIP image features "
+                        "and the inter-class variance of its class-name text features (docs/protocols.md), "
+                        "optionally plotted against each method's gain over zero-shot CLIP from a report.")
+    v.add_argument("--dataset", action="append", required=True,
+                   help="catalog name or folder:PATH (repeat, or comma-separate)")
+    v.add_argument("--data-root", help="folder holding the benchmark datasets")
+    v.add_argument("--backbone", default="ViT-B-16")
+    v.add_argument("--pretrained", help="open_clip pretrained tag (default openai; none for built-in backbones)")
+    v.add_argument("--device", default="auto")
+    v.add_argument("--split", choices=["train", "val", "test"], default="test", help="images to encode (default test)")
+    v.add_argument("--per-class", type=int, default=50, help="images per class, 0 = all (default 50)")
+    v.add_argument("--seed", type=int, default=1, help="which images per class are drawn")
+    v.add_argument("--workers", type=int, default=0, help="data loading processes")
+    v.add_argument("--report", metavar="ROOT", help="results folder (a fewshot sweep) whose gains to plot")
+    v.add_argument("--shots", type=int, default=16, help="shot count of the gains (default 16)")
+    v.add_argument("--baseline", default="zeroshot", help="method the gains are measured from (default zeroshot)")
+    v.add_argument("--out", default="analysis", help="output folder (default ./analysis)")
+    v.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from upt.analyze import analyze_variance
+    from upt.backbone import BUILTIN_CONFIGS
+
+    datasets = [d for item in args.dataset for d in item.split(",") if d]
+    pretrained = args.pretrained
+    if pretrained is None:
+        pretrained = None if args.backbone in BUILTIN_CONFIGS else "openai"
+    elif pretrained.lower() == "none":
+        pretrained = None
+    result = analyze_variance(datasets, args.out, args.backbone, pretrained, args.data_root, args.device,
+                              args.report, args.shots, args.baseline, split=args.split, per_class=args.per_class,
+                              seed=args.seed, workers=args.workers)
+    from upt.report.collect import short_name
+
+    print(f"{'dataset':20s} {'classes':>7s} {'images':>7s} {'intra-img':>10s} {'inter-txt':>10s}")
+    for s in result["stats"]:
+        print(f"{short_name(s['dataset'])[:20]:20s} {s['n_classes']:7d} {s['n_images']:7d} "
+              f"{s['intra_image_variance']:10.4f} {s['inter_text_variance']:10.4f}")
+    for path in result["files"]:
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,27 @@
+"""``upt report``: turn every result below a folder into the papers' tables and figures."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="tables (Markdown, CSV) and figures (PNG) from a sweep's results",
+                       description="Read every results.json and eval/*.json below ROOT and write few-shot, "
+                       "base-to-new, domain-generalisation and cross-dataset tables and figures.")
+    p.add_argument("root", help="folder to search (a sweep's output root)")
+    p.add_argument("--out", help="output folder (default ROOT/report)")
+    p.add_argument("--std", choices=["population", "sample"], default="population",
+                   help="std over seeds: population (ddof=0, as CoOp's scripts; default) or sample (ddof=1)")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from upt.report import build_report
+
+    written = build_report(args.root, args.out, std=args.std, figures=not args.no_figures)
+    for kind, paths in written.items():
+        for path in paths:
+            print(f"{kind:9s} {path}")
+    return 0

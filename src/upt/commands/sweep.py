@@ -1,0 +1,78 @@
+"""``upt sweep``: run a protocol grid (methods x datasets x shots x seeds), resumably."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run a grid of runs under one protocol (skips finished runs)",
+                       description="Run methods x datasets x shots x seeds under one protocol, one run folder "
+                       "each under ROOT/<protocol>/<dataset>/<method>/<K>shot/seed<S>. Finished runs are "
+                       "skipped, crashed ones resumed, failures recorded in ROOT/sweep-failures.jsonl.")
+    p.add_argument("grid", nargs="?", help="grid YAML (protocol, methods, datasets, shots, seeds, ...); "
+                   "flags below override it")
+    p.add_argument("--protocol", help="fewshot, base2new, dg or cross-dataset (default fewshot)")
+    p.add_argument("--methods", help="comma-separated methods, e.g. coop,upt")
+    p.add_argument("--datasets", help="comma-separated training datasets (catalog names or folder:PATH)")
+    p.add_argument("--targets", help="dg / cross-dataset: comma-separated evaluation datasets")
+    p.add_argument("--shots", type=_ints, help="comma-separated shot counts, e.g. 1,2,4,8,16")
+    p.add_argument("--seeds", type=_ints, help="comma-separated seeds (default 1,2,3)")
+    for flag in ("backbone", "pretrained", "data-root", "device", "precision"):
+        p.add_argument(f"--{flag}")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--config", action="append", metavar="YAML", help="run preset(s) for every run")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for every run")
+    p.add_argument("--out", metavar="ROOT", help="output root (default: the grid's 'out', else runs)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="runs at once: 1 runs in this process; N > 1 starts N processes (one per GPU)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from upt.errors import UptError
+    from upt.sweep import load_grid, plan_jobs, run_sweep
+
+    if args.workers < 1:
+        raise UptError(f"--workers must be at least 1, got {args.workers}.")
+    keys = ("protocol", "methods", "datasets", "targets", "shots", "seeds", "backbone", "pretrained", "data_root",
+            "device", "precision", "epochs", "max_steps", "config", "set", "out")
+    grid = load_grid(args.grid, {k: getattr(args, k) for k in keys})
+    root = grid.out or "runs"
+    jobs = plan_jobs(grid, root)
+    if args.dry_run:
+        return _dry_run(jobs, root)
+    summary = run_sweep(jobs, root, workers=args.workers)
+    print(f"sweep {root}: {summary.jobs} runs, {summary.already_done} already complete, "
+          f"{summary.steps_run} steps run, {len(summary.failures)} failed")
+    for f in summary.failures:
+        print(f"  FAILED {f.run} ({f.step}): {f.error}")
+    if summary.failures:
+        print(f"failures recorded in {root}/sweep-failures.jsonl; fix them and run the same command again")
+    return 0 if summary.ok else 1
+
+
+def _dry_run(jobs, root: str) -> int:
+    counts: dict[str, int] = {}
+    for job in jobs:
+        status = job.status()
+        counts[status] = counts.get(status, 0) + 1
+        print(f"{status:7s} {job.name}")
+        if status in ("todo", "resume"):
+            resume = ["--resume"] if status == "resume" else []
+            print(f"          {shlex.join(['upt', *job.train_args, *resume])}")
+        for dataset, classes in job.evals:
+            if status != "done" and (status != "eval" or not job.evaluated(dataset, classes)):
+                print(f"          {shlex.join(['upt', *job.eval_args(dataset, classes)])}")
+    print(f"dry run {root}: {len(jobs)} runs (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")")
+    return 0

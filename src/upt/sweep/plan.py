@@ -1,0 +1,142 @@
+"""Expand a grid into jobs: one run folder per (method, dataset, shots, seed), its ``upt`` commands,
+and what on disk says each step is already done.
+
+Run folders are ``ROOT/<protocol>/<dataset>/<method>/<shots>shot/seed<seed>``; a ``folder:`` dataset
+is named by its last path component.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from upt.errors import UptError
+from upt.sweep.grid import Grid, flag_args
+
+log = logging.getLogger(__name__)
+RESULTS = "results.json"
+IDENTITY = ("method", "dataset", "shots", "seed", "protocol", "classes", "backbone")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One grid cell: a training run, then the evaluations its protocol asks for.
+
+    Attributes:
+        name: the run folder relative to the sweep root.
+        run_dir: the run folder.
+        identity: fields its ``results.json`` must carry (a folder holding another run is an error).
+        train_args: ``upt`` arguments of the training run.
+        evals: (dataset, classes) pairs evaluated with ``upt eval`` after training.
+        device: ``--device`` for the evaluations (None: the default).
+    """
+
+    name: str
+    run_dir: Path
+    identity: dict
+    train_args: tuple[str, ...]
+    evals: tuple[tuple[str, str], ...] = ()
+    device: str | None = None
+
+    def eval_args(self, dataset: str, classes: str) -> tuple[str, ...]:
+        device = ("--device", self.device) if self.device else ()
+        return ("eval", "--run", str(self.run_dir), "--dataset", dataset, "--classes", classes, *device)
+
+    def trained(self) -> bool:
+        """Whether training finished (``results.json`` exists and is this job's run)."""
+        path = self.run_dir / RESULTS
+        if not path.exists():
+            return False
+        results = _read(path)
+        wrong = {k: (results.get(k), v) for k, v in self.identity.items() if results.get(k) != v}
+        if wrong:
+            detail = ", ".join(f"{k} {have!r} instead of {want!r}" for k, (have, want) in wrong.items())
+            raise UptError(f"Run folder {self.run_dir} holds another run ({detail}); use another sweep root.")
+        return True
+
+    def evaluated(self, dataset: str, classes: str) -> bool:
+        """Whether an ``eval/*.json`` record of (dataset, classes) exists in the run folder."""
+        for path in sorted((self.run_dir / "eval").glob("*.json")):
+            record = _read(path)
+            if record.get("eval_dataset") == dataset and record.get("classes") == classes:
+                return True
+        return False
+
+    def started(self) -> bool:
+        """Whether a training run began here (resume it rather than start over)."""
+        from upt.engine.rundir import RUN_MARKERS
+
+        return any((self.run_dir / m).exists() for m in RUN_MARKERS)
+
+    def status(self) -> str:
+        """``done``, ``eval`` (trained, evaluations missing), ``resume`` (crashed mid-run) or ``todo``."""
+        if self.trained():
+            return "done" if all(self.evaluated(d, c) for d, c in self.evals) else "eval"
+        return "resume" if self.started() else "todo"
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}  # a half-written file counts as absent: the step runs again
+
+
+def dataset_slug(dataset: str) -> str:
+    """Folder name of a dataset: the catalog name, or the last component of a ``folder:`` path."""
+    if dataset.startswith("folder:"):
+        return Path(dataset[len("folder:"):].rstrip("/")).name or "folder"
+    return dataset
+
+
+def plan_jobs(grid: Grid, root: str | Path) -> list[Job]:
+    """Every job of ``grid`` under ``root``, checked to resolve into valid run configs first."""
+    root = Path(root)
+    proto = grid.protocol_spec
+    slugs = {d: dataset_slug(d) for d in grid.datasets}
+    if len(set(slugs.values())) < len(slugs):
+        raise UptError(f"Two datasets of the grid would share a run folder name: {slugs}; rename a folder.")
+    backbones = {m: _check_config(grid, m, grid.datasets[0]) for m in grid.methods}
+    jobs = []
+    for dataset in grid.datasets:
+        targets = [t for t in grid.targets if t != dataset] if grid.targets else proto.default_targets(dataset)
+        evals = [(t, "all") for t in targets]
+        if proto.eval_classes:
+            evals.append((dataset, proto.eval_classes))
+        for method in grid.methods:
+            for shots in grid.shots:
+                for seed in grid.seeds:
+                    name = f"{grid.protocol}/{slugs[dataset]}/{method}/{shots}shot/seed{seed}"
+                    identity = {"method": method, "dataset": dataset, "shots": shots, "seed": seed,
+                                "protocol": grid.protocol, "classes": proto.classes, "backbone": backbones[method]}
+                    jobs.append(Job(name, root / name, identity,
+                                    tuple(_train_args(grid, method, dataset, shots, seed, root / name)),
+                                    tuple(evals), grid.device))
+    return jobs
+
+
+def _train_args(grid: Grid, method: str, dataset: str, shots: int, seed: int, out: Path) -> list[str]:
+    args = ["train", "--method", method, "--dataset", dataset, "--shots", str(shots), "--seed", str(seed),
+            "--protocol", grid.protocol, "--classes", grid.protocol_spec.classes, "--out", str(out),
+            "--config", f"protocols/{grid.protocol}"]
+    for preset in grid.config:
+        args += ["--config", preset]
+    args += flag_args(grid)
+    for item in [*grid.overrides, *grid.method_set.get(method, [])]:
+        args += ["--set", item]
+    return args
+
+
+def _check_config(grid: Grid, method: str, dataset: str) -> str:
+    """Resolve one run config of ``method`` exactly as ``upt train`` will; returns its backbone."""
+    from upt.cli import build_parser
+    from upt.commands.train import config_from_args
+
+    argv = _train_args(grid, method, dataset, grid.shots[0], grid.seeds[0], Path("."))
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit:  # argparse has printed what is wrong
+        raise UptError(f"The grid gives `upt train` invalid arguments: {' '.join(argv)}") from None
+    return config_from_args(args).backbone

@@ -1,0 +1,246 @@
+"""Run a sweep's jobs: skip what is done, resume what crashed, record what fails and go on.
+
+With one worker every step runs in this process (no start-up cost per run); with N > 1 each step
+is a ``python -m upt`` subprocess, N at a time, pinned one per GPU when GPUs exist. Either way a
+failing run cannot stop the sweep: its one-line error goes to ``ROOT/sweep-failures.jsonl``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from queue import Queue
+
+from upt.errors import UptError
+from upt.sweep.plan import Job
+
+log = logging.getLogger(__name__)
+FAILURES_FILE = "sweep-failures.jsonl"
+LOG_DIR = "sweep-logs"
+Execute = Callable[[Sequence[str], Path], "str | None"]  # (upt argv, log file) -> error or None
+
+
+@dataclass
+class Failure:
+    """A step that failed: its run folder (relative to the root), the step, the command, the error."""
+
+    run: str
+    step: str
+    command: str
+    error: str
+    log: str | None = None
+    time: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did: jobs found complete, steps run now, and the failures."""
+
+    jobs: int
+    already_done: int = 0
+    steps_run: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def run_sweep(jobs: Sequence[Job], root: str | Path, workers: int = 1) -> SweepSummary:
+    """Run every step not yet done; failures are recorded, the other jobs continue.
+
+    Args:
+        jobs: from :func:`upt.sweep.plan_jobs`.
+        root: the sweep's output root (failure records and subprocess logs go there).
+        workers: 1 runs steps in this process; N > 1 runs N ``python -m upt`` subprocesses at once.
+
+    Returns:
+        The summary; ``ROOT/sweep-failures.jsonl`` holds this sweep's failures (earlier records of
+        other runs are kept).
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    book = _Book(root, jobs)
+    if workers <= 1:
+        execute = _in_process
+        for index, job in enumerate(jobs, 1):
+            _run_job(index, job, execute, book)
+        return book.summary
+    slots: Queue = Queue()
+    envs = _worker_envs(workers)
+    for env in envs:
+        slots.put(env)
+
+    def work(index: int, job: Job) -> None:
+        env = slots.get()
+        try:
+            _run_job(index, job, lambda argv, path: _subprocess(argv, path, env), book)
+        finally:
+            slots.put(env)
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        for future in [pool.submit(work, i, job) for i, job in enumerate(jobs, 1)]:
+            future.result()
+    except BaseException:
+        book.stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return book.summary
+
+
+class _Book:
+    """Shared, thread-safe bookkeeping: progress, counts, the failures file."""
+
+    def __init__(self, root: Path, jobs: Sequence[Job]):
+        self.root, self.lock, self.stop = root, threading.Lock(), threading.Event()
+        self.summary = SweepSummary(len(jobs))
+        self.path = root / FAILURES_FILE
+        names = {j.name for j in jobs}
+        kept = [line for line in _lines(self.path) if json.loads(line).get("run") not in names]
+        self.path.write_text("".join(f"{line}\n" for line in kept))
+
+    def log_file(self, job: Job, step: str) -> Path:
+        name = f"{job.name}-{step}".replace("/", "_").replace(" ", "_").replace(":", "_")
+        return self.root / LOG_DIR / f"{name}.txt"
+
+    def fail(self, failure: Failure) -> None:
+        with self.lock:
+            self.summary.failures.append(failure)
+            with self.path.open("a") as f:
+                f.write(json.dumps(asdict(failure)) + "\n")
+        log.warning("FAILED %s (%s): %s", failure.run, failure.step, failure.error)
+
+    def step(self, index: int, job: Job, what: str) -> None:
+        with self.lock:
+            self.summary.steps_run += 1
+        log.info("[%d/%d] %s: %s", index, self.summary.jobs, job.name, what)
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            json.loads(line)
+            out.append(line)
+    return out
+
+
+def _run_job(index: int, job: Job, execute: Execute, book: _Book) -> None:
+    if book.stop.is_set():
+        return
+    try:
+        status = job.status()
+    except UptError as exc:
+        book.fail(Failure(job.name, "check", "", str(exc)))
+        return
+    if status == "done":
+        with book.lock:
+            book.summary.already_done += 1
+        return
+    steps: list[tuple[str, Sequence[str]]] = []
+    if status in ("todo", "resume"):
+        steps.append(("train", [*job.train_args, *(["--resume"] if status == "resume" else [])]))
+    steps += [(f"eval {d} {c}", job.eval_args(d, c)) for d, c in job.evals
+              if status in ("todo", "resume") or not job.evaluated(d, c)]
+    for step, argv in steps:
+        if book.stop.is_set():
+            return
+        book.step(index, job, step + (" (resume)" if "--resume" in argv else ""))
+        path = book.log_file(job, step)
+        error = execute(argv, path)
+        if error is not None:
+            book.fail(Failure(job.name, step, shlex.join(["upt", *argv]), error, str(path) if path.exists() else None))
+            if step == "train":
+                return  # nothing to evaluate
+
+
+def _in_process(argv: Sequence[str], log_path: Path) -> str | None:
+    """Run ``upt ARGV`` in this process; returns the one-line error, or None on success."""
+    from upt.cli import build_parser
+
+    try:
+        args = build_parser().parse_args(list(argv))
+        with contextlib.redirect_stdout(io.StringIO()):  # the command's JSON line; results are on disk
+            args.func(args)
+    except UptError as exc:
+        return str(exc)
+    except SystemExit as exc:  # argparse refused the arguments (its message went to stderr)
+        return f"invalid arguments (exit status {exc.code})"
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any crash of one run is recorded, the sweep goes on
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(traceback.format_exc())
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    finally:
+        _release_memory()
+    return None
+
+
+def _release_memory() -> None:
+    import gc
+
+    gc.collect()
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        sys.modules["torch"].cuda.empty_cache()
+
+
+def _subprocess(argv: Sequence[str], log_path: Path, env: dict) -> str | None:
+    """Run ``python -m upt ARGV`` with its output in ``log_path``; returns the one-line error or None."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as f:
+        rc = subprocess.run([sys.executable, "-m", "upt", *argv], stdout=f, stderr=subprocess.STDOUT,
+                            env=env, check=False).returncode
+    if rc == 0:
+        log_path.unlink(missing_ok=True)
+        return None
+    if rc < 0:
+        return f"killed by signal {-rc}"
+    lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("upt: error:")]
+    if errors:
+        return errors[-1][len("upt: error:"):].strip()
+    return lines[-1] if lines else f"exit status {rc}"
+
+
+def _worker_envs(workers: int) -> list[dict]:
+    """One environment per worker: its own GPU when there are GPUs, a share of the CPU threads otherwise."""
+    envs = []
+    gpus = _visible_gpus()
+    if gpus and workers > len(gpus):
+        log.warning("%d workers for %d GPU(s): several runs will share a GPU.", workers, len(gpus))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    for slot in range(workers):
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+        else:
+            env.setdefault("OMP_NUM_THREADS", str(threads))
+        envs.append(env)
+    return envs
+
+
+def _visible_gpus() -> list[str]:
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else [str(i) for i in range(count)]
+    return ids[:count]

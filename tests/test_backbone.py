@@ -68,8 +68,11 @@ def test_deep_text_prompts_replace_positions(tiny):
 
 def _layer_lengths(b, fn):
     """Token counts entering each vision block while ``fn`` runs."""
+    from upt.backbone.blocks import is_batch_first
+
     lengths = []
-    hooks = [blk.register_forward_pre_hook(lambda m, a: lengths.append(a[0].shape[1]))
+    token_dim = 1 if is_batch_first(b.model.visual.transformer) else 0  # open_clip < 2.27 runs sequence-first
+    hooks = [blk.register_forward_pre_hook(lambda m, a: lengths.append(a[0].shape[token_dim]))
              for blk in b.model.visual.transformer.resblocks]
     try:
         fn()

@@ -98,15 +98,20 @@ def optimizer_from_files(opt: torch.optim.Optimizer, tensors: dict[str, torch.Te
 
 
 def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
     import numpy
-    import open_clip
 
     import upt
 
+    try:
+        open_clip_version = version("open_clip_torch")
+    except PackageNotFoundError:
+        open_clip_version = "unknown"
     return {
         "upt": upt.__version__,
         "torch": torch.__version__,
-        "open_clip": getattr(open_clip, "__version__", "unknown"),
+        "open_clip": open_clip_version,
         "numpy": numpy.__version__,
         "python": platform.python_version(),
         "cuda": torch.version.cuda,

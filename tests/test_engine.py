@@ -143,3 +143,24 @@ def test_open_vocabulary_eval_on_another_dataset(tmp_path, flowers, capsys):
     assert main(["eval", "--run", str(run), "--dataset", cifar]) == 0
     r = _last_json(capsys)
     assert r["dataset"] == cifar and r["n_images"] > 0
+
+
+def test_frozen_image_encoder_trains_on_cached_features_exactly(tmp_path, flowers, monkeypatch):
+    """CoOp with a deterministic training transform: cached features give the images' own result."""
+    from upt.engine import run
+
+    args = ["--set", "data.train_transform=center_crop", "--epochs", "3"]
+    assert _train(tmp_path / "cached", flowers, "coop", *args) == 0
+    assert "cached image features" in (tmp_path / "cached" / "log.txt").read_text()
+    monkeypatch.setattr(run, "DETERMINISTIC_TRANSFORMS", ())
+    assert _train(tmp_path / "images", flowers, "coop", *args) == 0
+    assert "cached image features" not in (tmp_path / "images" / "log.txt").read_text()
+    pa = load_file(tmp_path / "cached" / "prompt.safetensors")
+    pb = load_file(tmp_path / "images" / "prompt.safetensors")
+    assert torch.allclose(pa["ctx"], pb["ctx"], atol=1e-5)
+
+
+def test_feature_views_train_and_record(tmp_path, flowers):
+    assert _train(tmp_path / "run", flowers, "coop", "--set", "data.feature_views=2") == 0
+    assert "2 views per image" in (tmp_path / "run" / "log.txt").read_text()
+    assert "feature_views: 2" in (tmp_path / "run" / "config.yaml").read_text()

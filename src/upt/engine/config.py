@@ -47,10 +47,11 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    """Loading. ``train_transform``/``eval_transform``: names from ``upt.data.transforms``;
-    ``feature_views`` > 0 trains frozen-image-encoder methods (CoOp) on that many pre-computed
-    augmented views per image instead of fresh augmentation each step: much faster, but a change
-    of protocol, so off by default."""
+    """Loading. ``train_transform``/``eval_transform``: names from ``upt.data.transforms``.
+    Methods with a frozen image encoder (CoOp, CoCoOp, zero-shot, linear probe) train on cached
+    image features when the training transform is deterministic (exact). ``feature_views`` > 0
+    trains them on that many pre-computed augmented views per image instead of fresh augmentation
+    each step: much faster, but a change of protocol, so off by default."""
 
     train_transform: str = "random_resized_crop"
     eval_transform: str = "center_crop"

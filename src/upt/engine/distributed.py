@@ -110,19 +110,32 @@ class GlobalBatchSampler(Sampler[list[int]]):
         return min(self.batch_size, self.n - step_in_epoch * self.batch_size)
 
 
-def wrap(method: torch.nn.Module) -> torch.nn.Module:
-    """DistributedDataParallel over the method's own parameters only (the backbone is not a submodule)."""
+class _Entry(torch.nn.Module):
+    """Exposes another entry point of a method (e.g. ``logits`` of cached features) as ``forward``."""
+
+    def __init__(self, method: torch.nn.Module, fn: Callable):
+        super().__init__()
+        self.method, self.fn = method, fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+def wrap(method: torch.nn.Module, entry: Callable | None = None) -> Callable:
+    """What the training loop calls: ``entry`` (default: the method), under DistributedDataParallel
+    when distributed. DDP sees the method's own parameters only (the backbone is not a submodule)."""
     if not is_distributed():
-        return method
+        return entry or method
     import inspect
 
     from torch.nn.parallel import DistributedDataParallel
 
     device = method.backbone.device
+    module = method if entry is None else _Entry(method, entry)
     # Class buffers are built identically on every rank: never re-send them each step.
     params = inspect.signature(DistributedDataParallel).parameters
     no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
-    return DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
 
 
 def _free_port() -> int:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from upt.data import ImageDataset, build_transform
 from upt.data.images import verify_images
 from upt.engine.distributed import GlobalBatchSampler, shard
 from upt.engine.train import epoch_seed
 
+# Training transforms without randomness: image features of a frozen encoder can be computed once.
+DETERMINISTIC_TRANSFORMS = ("center_crop",)
 # Few-shot sets are re-read every epoch: keep decoded images when a split is at most this large.
 CACHE_LIMIT = 20_000
 
@@ -81,23 +83,30 @@ def encode_all(method, loader, precision) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class FeatureEpochs:
-    """Training on ``views`` pre-computed augmented views per image (frozen image encoder only)."""
+    """Training on pre-computed image features (methods whose image encoder is frozen).
 
-    global_size = None  # single-process only
+    Exact when the training transform is deterministic (one view). With ``data.feature_views``
+    = V > 1, V augmented views of every image are encoded once and epoch ``e`` uses view
+    ``e mod V``: a change of protocol (fewer distinct augmentations), offered for speed.
+    Batches follow the same :class:`GlobalBatchSampler` as image training.
+    """
 
-    def __init__(self, method, samples, preprocess, cfg, precision):
+    def __init__(self, method, samples, preprocess, cfg, precision, views: int):
         self.cfg = cfg
-        parts = []
-        for view in range(cfg.data.feature_views):
+        self.views = []
+        for view in range(views):
             loader = image_loader(samples, preprocess, cfg.data.train_transform, True, cfg.data.eval_batch_size,
                                   cfg.data.num_workers, cache=cfg.data.cache_images)
             torch.manual_seed(epoch_seed(cfg.seed, 10_000 + view))
-            parts.append(encode_all(method, loader, precision))
-        self.features = torch.cat([p[0] for p in parts])
-        self.labels = torch.cat([p[1] for p in parts])
+            self.views.append(encode_all(method, loader, precision))
+        self.sampler = GlobalBatchSampler(len(samples), cfg.optim.batch_size)
+
+    def global_size(self, step: int) -> int:
+        return self.sampler.global_size(step)
 
     def __call__(self, epoch: int):
-        generator = torch.Generator().manual_seed(epoch_seed(self.cfg.seed, epoch))
-        torch.manual_seed(epoch_seed(self.cfg.seed, epoch))
-        return DataLoader(TensorDataset(self.features, self.labels), batch_size=self.cfg.optim.batch_size,
-                          shuffle=True, generator=generator)
+        features, labels = self.views[epoch % len(self.views)]
+        seed = epoch_seed(self.cfg.seed, epoch)
+        self.sampler.set_seed(seed)
+        torch.manual_seed(seed)
+        return ((features[idx], labels[idx]) for idx in self.sampler)

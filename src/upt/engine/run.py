@@ -28,7 +28,7 @@ from upt.engine.checkpoint import (
 )
 from upt.engine.config import RunConfig
 from upt.engine.evaluate import evaluate
-from upt.engine.loaders import EpochLoaders, FeatureEpochs, encode_all, eval_loader, image_loader
+from upt.engine.loaders import DETERMINISTIC_TRANSFORMS, EpochLoaders, FeatureEpochs, encode_all, eval_loader, image_loader
 from upt.engine.precision import resolve_precision
 from upt.engine.rundir import (
     append_jsonl,
@@ -198,11 +198,11 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
     elif resume:
         log.info("nothing to resume in %s; starting from the beginning", out)
 
-    if cfg.data.feature_views > 0 and method.frozen_image_encoder:
-        if dist.world_size() > 1:
-            raise UptError("data.feature_views trains on cached features in one process; use --devices 1 with it.")
-        batches, forward = FeatureEpochs(method, splits.train, method.backbone.preprocess, cfg, precision), method.logits
-        log.info("training on %d pre-computed augmented views per image (data.feature_views)", cfg.data.feature_views)
+    views = cfg.data.feature_views or (1 if cfg.data.train_transform in DETERMINISTIC_TRANSFORMS else 0)
+    if views and method.frozen_image_encoder:
+        batches = FeatureEpochs(method, splits.train, method.backbone.preprocess, cfg, precision, views)
+        forward = dist.wrap(method, method.logits)
+        log.info("training on cached image features (%d view%s per image)", views, "s" if views > 1 else "")
     else:
         batches = EpochLoaders(splits.train, method.backbone.preprocess, cfg)
         forward = dist.wrap(method)

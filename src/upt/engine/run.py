@@ -28,7 +28,14 @@ from upt.engine.checkpoint import (
 )
 from upt.engine.config import RunConfig
 from upt.engine.evaluate import evaluate
-from upt.engine.loaders import DETERMINISTIC_TRANSFORMS, EpochLoaders, FeatureEpochs, encode_all, eval_loader, image_loader
+from upt.engine.loaders import (
+    DETERMINISTIC_TRANSFORMS,
+    EpochLoaders,
+    FeatureEpochs,
+    encode_all,
+    eval_loader,
+    image_loader,
+)
 from upt.engine.precision import resolve_precision
 from upt.engine.rundir import (
     append_jsonl,

@@ -29,16 +29,18 @@ def average_text(value: float | None, present: int, total: int) -> str:
     return fmt(value) if value is not None else f"{MISSING_TEXT} ({present}/{total})"
 
 
-def footer(table: Table) -> str:
-    ddof = STD[table.std]
+def footer(t: Table) -> str:
+    ddof = STD[t.std]
     kind = ("population std, ddof=0: numpy's default, as CoOp's parse_test_res.py" if ddof == 0
             else "sample std, ddof=1")
-    seeds = ", ".join(map(str, table.seeds))
+    seeds = ", ".join(map(str, t.seeds))
     lines = [f"Accuracy (%), mean ± std over seeds {seeds} ({kind}); one seed has no ±; "
              "(n=k): only k seeds present. `missing`: no result, never filled in.",
              "Averages are means of the per-dataset means, given only when every dataset has the cell "
              "(else `missing (present/total)`)."]
-    if table.protocol == "base2new":
+    if t.protocol in ("dg", "cross-dataset"):
+        lines[1] = "Target average: mean over the target datasets, given only when every target has a result."
+    if t.protocol == "base2new":
         lines.append("H = 2BN/(B+N) of the mean base and new accuracies; the average's H uses the averaged B and N.")
     return "\n".join(f"_{line}_  " for line in lines)
 

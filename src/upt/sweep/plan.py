@@ -17,7 +17,6 @@ from upt.sweep.grid import Grid, flag_args
 
 log = logging.getLogger(__name__)
 RESULTS = "results.json"
-IDENTITY = ("method", "dataset", "shots", "seed", "protocol", "classes", "backbone")
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def plan_jobs(grid: Grid, root: str | Path) -> list[Job]:
     slugs = {d: dataset_slug(d) for d in grid.datasets}
     if len(set(slugs.values())) < len(slugs):
         raise UptError(f"Two datasets of the grid would share a run folder name: {slugs}; rename a folder.")
-    backbones = {m: _check_config(grid, m, grid.datasets[0]) for m in grid.methods}
+    weights = {m: _check_config(grid, m, grid.datasets[0]) for m in grid.methods}
     jobs = []
     for dataset in grid.datasets:
         targets = [t for t in grid.targets if t != dataset] if grid.targets else proto.default_targets(dataset)
@@ -110,7 +109,7 @@ def plan_jobs(grid: Grid, root: str | Path) -> list[Job]:
                 for seed in grid.seeds:
                     name = f"{grid.protocol}/{slugs[dataset]}/{method}/{shots}shot/seed{seed}"
                     identity = {"method": method, "dataset": dataset, "shots": shots, "seed": seed,
-                                "protocol": grid.protocol, "classes": proto.classes, "backbone": backbones[method]}
+                                "protocol": grid.protocol, "classes": proto.classes, **weights[method]}
                     jobs.append(Job(name, root / name, identity,
                                     tuple(_train_args(grid, method, dataset, shots, seed, root / name)),
                                     tuple(evals), grid.device))
@@ -129,8 +128,8 @@ def _train_args(grid: Grid, method: str, dataset: str, shots: int, seed: int, ou
     return args
 
 
-def _check_config(grid: Grid, method: str, dataset: str) -> str:
-    """Resolve one run config of ``method`` exactly as ``upt train`` will; returns its backbone."""
+def _check_config(grid: Grid, method: str, dataset: str) -> dict:
+    """Resolve one run config of ``method`` exactly as ``upt train`` will; returns its backbone and weights."""
     from upt.cli import build_parser
     from upt.commands.train import config_from_args
 
@@ -139,4 +138,5 @@ def _check_config(grid: Grid, method: str, dataset: str) -> str:
         args = build_parser().parse_args(argv)
     except SystemExit:  # argparse has printed what is wrong
         raise UptError(f"The grid gives `upt train` invalid arguments: {' '.join(argv)}") from None
-    return config_from_args(args).backbone
+    cfg = config_from_args(args)
+    return {"backbone": cfg.backbone, "pretrained": cfg.pretrained}

@@ -80,7 +80,8 @@ def run_sweep(jobs: Sequence[Job], root: str | Path, workers: int = 1) -> SweepS
             _run_job(index, job, execute, book)
         return book.summary
     slots: Queue = Queue()
-    envs = _worker_envs(workers)
+    # Pin one GPU per worker unless the grid names a device itself (cuda:N, cpu).
+    envs = _worker_envs(workers, pin_gpus=all(j.device in (None, "auto", "cuda") for j in jobs))
     for env in envs:
         slots.put(env)
 
@@ -137,8 +138,8 @@ def _lines(path: Path) -> list[str]:
     out = []
     for line in path.read_text().splitlines():
         with contextlib.suppress(json.JSONDecodeError):
-            json.loads(line)
-            out.append(line)
+            if isinstance(json.loads(line), dict):
+                out.append(line)
     return out
 
 
@@ -220,10 +221,10 @@ def _subprocess(argv: Sequence[str], log_path: Path, env: dict) -> str | None:
     return lines[-1] if lines else f"exit status {rc}"
 
 
-def _worker_envs(workers: int) -> list[dict]:
+def _worker_envs(workers: int, pin_gpus: bool = True) -> list[dict]:
     """One environment per worker: its own GPU when there are GPUs, a share of the CPU threads otherwise."""
     envs = []
-    gpus = _visible_gpus()
+    gpus = _visible_gpus() if pin_gpus else []
     if gpus and workers > len(gpus):
         log.warning("%d workers for %d GPU(s): several runs will share a GPU.", workers, len(gpus))
     threads = max(1, (os.cpu_count() or 1) // workers)

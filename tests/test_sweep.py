@@ -191,3 +191,20 @@ def test_workers_get_one_gpu_each_or_a_share_of_cpu_threads(monkeypatch):
     assert all("CUDA_VISIBLE_DEVICES" not in e or e["CUDA_VISIBLE_DEVICES"] == runner.os.environ.get(
         "CUDA_VISIBLE_DEVICES") for e in envs)
     assert {e["OMP_NUM_THREADS"] for e in envs} == {str(max(1, (runner.os.cpu_count() or 1) // 2))}
+
+
+def test_submitit_local_executor_runs_then_skips(tmp_path, photos):
+    pytest.importorskip("submitit")
+    root = tmp_path / "root"
+    argv = ["--methods", "coop", "--datasets", photos["cifar10"], "--shots", "1", "--seeds", "1,2",
+            "--backbone", "tiny", "--epochs", "1", "--set", "data.num_workers=0", "--out", str(root),
+            "--executor", "local", "--timeout-min", "10"]
+    rc, printed = _sweep(*argv)
+    assert rc == 0, printed
+    results = sorted(root.rglob("results.json"))
+    assert len(results) == 2 and "2 steps run" in printed
+    assert list((root / "submitit").iterdir())  # the executor's own logs
+    mtimes = [p.stat().st_mtime_ns for p in results]
+    rc, printed = _sweep(*argv)
+    assert rc == 0 and "2 already complete, 0 steps run" in printed
+    assert [p.stat().st_mtime_ns for p in results] == mtimes

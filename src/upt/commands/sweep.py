@@ -36,6 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="runs at once: 1 runs in this process; N > 1 starts N processes (one per GPU)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
+    c = p.add_argument_group("cluster (submitit: pip install 'upt[cluster]')")
+    c.add_argument("--executor", choices=["local", "slurm"],
+                   help="submit each run as a submitit job: slurm on a cluster, local for processes here")
+    c.add_argument("--partition", help="SLURM partition")
+    c.add_argument("--timeout-min", type=int, default=24 * 60, help="time limit per run, minutes")
+    c.add_argument("--gpus-per-job", type=int, help="GPUs per run (default 1 on slurm)")
+    c.add_argument("--cpus-per-job", type=int, help="CPU cores per run")
+    c.add_argument("--array-parallelism", type=int, help="SLURM: runs at once in the array job")
     p.set_defaults(func=run)
 
 
@@ -52,7 +60,16 @@ def run(args: argparse.Namespace) -> int:
     jobs = plan_jobs(grid, root)
     if args.dry_run:
         return _dry_run(jobs, root)
-    summary = run_sweep(jobs, root, workers=args.workers)
+    if args.executor:
+        from upt.sweep import make_executor, run_sweep_submitit
+
+        executor = make_executor(
+            args.executor, root, timeout_min=args.timeout_min, slurm_partition=args.partition,
+            gpus_per_node=args.gpus_per_job if args.gpus_per_job is not None else (1 if args.executor == "slurm" else None),
+            cpus_per_task=args.cpus_per_job, slurm_array_parallelism=args.array_parallelism)
+        summary = run_sweep_submitit(jobs, root, executor)
+    else:
+        summary = run_sweep(jobs, root, workers=args.workers)
     print(f"sweep {root}: {summary.jobs} runs, {summary.already_done} already complete, "
           f"{summary.steps_run} steps run, {len(summary.failures)} failed")
     for f in summary.failures:

@@ -104,16 +104,79 @@ def run_sweep(jobs: Sequence[Job], root: str | Path, workers: int = 1) -> SweepS
     return book.summary
 
 
-class _Book:
-    """Shared, thread-safe bookkeeping: progress, counts, the failures file."""
+def run_sweep_submitit(jobs: Sequence[Job], root: str | Path, executor) -> SweepSummary:
+    """Submit every unfinished job to a submitit executor (SLURM, or its local executor) and wait.
 
-    def __init__(self, root: Path, jobs: Sequence[Job]):
+    Each cluster job runs its run's steps in-process, with the same skip/resume rules; failures
+    come back to this process, which records them in ``ROOT/sweep-failures.jsonl``.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    book = _Book(root, jobs)
+    todo = []
+    for index, job in enumerate(jobs, 1):
+        try:
+            status = job.status()
+        except UptError as exc:
+            book.fail(Failure(job.name, "check", "", str(exc)))
+            continue
+        if status == "done":
+            book.summary.already_done += 1
+        else:
+            todo.append((index, job))
+    submitted = []
+    if todo:
+        with executor.batch():  # one array job on SLURM
+            submitted = [(job, executor.submit(_cluster_job, index, job, str(root))) for index, job in todo]
+    log.info("submitted %d run(s) to %s", len(submitted), type(executor).__name__)
+    for job, handle in submitted:
+        try:
+            steps, failures = handle.result()
+        except Exception as exc:  # noqa: BLE001 - the cluster job itself died: record it, go on
+            steps, failures = 0, [asdict(Failure(job.name, "cluster job", "", str(exc).strip().splitlines()[-1]))]
+        book.summary.steps_run += steps
+        for failure in failures:
+            book.fail(Failure(**failure))
+    return book.summary
+
+
+def _cluster_job(index: int, job: Job, root: str) -> tuple[int, list[dict]]:
+    """What one cluster job runs: the job's missing steps, in-process."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("upt").setLevel(logging.INFO)
+    book = _Book(Path(root), [job], record=False)
+    _run_job(index, job, _in_process, book)
+    return book.summary.steps_run, [asdict(f) for f in book.summary.failures]
+
+
+def make_executor(kind: str, root: str | Path, **params):
+    """A submitit executor: ``local`` (processes on this machine) or ``slurm``; logs under ROOT/submitit."""
+    try:
+        import submitit
+    except ImportError:
+        raise UptError("Cluster sweeps need submitit: pip install 'upt[cluster]' (or pip install submitit).") from None
+    if kind not in ("local", "slurm"):
+        raise UptError(f"Unknown executor '{kind}'; choose local or slurm.")
+    executor = submitit.AutoExecutor(folder=Path(root) / "submitit", cluster=kind)
+    executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
+    return executor
+
+
+class _Book:
+    """Shared, thread-safe bookkeeping: progress, counts, the failures file.
+
+    ``record=False`` (inside a cluster job) collects failures without touching the file: the
+    submitting process records them.
+    """
+
+    def __init__(self, root: Path, jobs: Sequence[Job], record: bool = True):
         self.root, self.lock, self.stop = root, threading.Lock(), threading.Event()
         self.summary = SweepSummary(len(jobs))
-        self.path = root / FAILURES_FILE
-        names = {j.name for j in jobs}
-        kept = [line for line in _lines(self.path) if json.loads(line).get("run") not in names]
-        self.path.write_text("".join(f"{line}\n" for line in kept))
+        self.path = root / FAILURES_FILE if record else None
+        if self.path is not None:
+            names = {j.name for j in jobs}
+            kept = [line for line in _lines(self.path) if json.loads(line).get("run") not in names]
+            self.path.write_text("".join(f"{line}\n" for line in kept))
 
     def log_file(self, job: Job, step: str) -> Path:
         name = f"{job.name}-{step}".replace("/", "_").replace(" ", "_").replace(":", "_")
@@ -122,8 +185,9 @@ class _Book:
     def fail(self, failure: Failure) -> None:
         with self.lock:
             self.summary.failures.append(failure)
-            with self.path.open("a") as f:
-                f.write(json.dumps(asdict(failure)) + "\n")
+            if self.path is not None:
+                with self.path.open("a") as f:
+                    f.write(json.dumps(asdict(failure)) + "\n")
         log.warning("FAILED %s (%s): %s", failure.run, failure.step, failure.error)
 
     def step(self, index: int, job: Job, what: str) -> None:

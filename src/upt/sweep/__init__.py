@@ -10,7 +10,14 @@ Typical use::
 from upt.sweep.grid import Grid, grid_from_dict, load_grid
 from upt.sweep.plan import Job, dataset_slug, plan_jobs
 from upt.sweep.protocols import BENCHMARK, DG_TARGETS, PROTOCOLS, Protocol, get_protocol
-from upt.sweep.runner import FAILURES_FILE, Failure, SweepSummary, make_executor, run_sweep, run_sweep_submitit
+from upt.sweep.runner import (
+           FAILURES_FILE,
+           Failure,
+           SweepSummary,
+           make_executor,
+           run_sweep,
+           run_sweep_submitit,
+)
 
 __all__ = ["BENCHMARK", "DG_TARGETS", "FAILURES_FILE", "PROTOCOLS", "Failure", "Grid", "Job", "Protocol",
            "SweepSummary", "dataset_slug", "get_protocol", "grid_from_dict", "load_grid", "make_executor", "plan_jobs", "run_sweep", "run_sweep_submitit"]

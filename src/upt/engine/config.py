@@ -169,22 +169,23 @@ def nested(dotted: str, value: Any) -> dict:
     return value
 
 
-def load_yaml(path: str | Path) -> dict:
-    """A preset file, or the name of a packaged preset (``protocols/base2new``, ``methods/cocoop``)."""
+def load_yaml(path: str | Path, what: str = "Config file",
+              hint: str = "nor a packaged preset of that name") -> dict:
+    """A YAML mapping from a file, or from a packaged one by name (``protocols/base2new``, ``grids/fewshot``)."""
     p = Path(path)
-    if not p.exists():
+    if p.is_file():
+        text = p.read_text()
+    else:
         packaged = resources.files("upt") / "configs" / f"{path}.yaml"
         if not packaged.is_file():
-            raise UptError(f"Config file '{path}' not found (nor a packaged preset of that name).")
+            raise UptError(f"{what} '{path}' not found ({hint}).")
         text = packaged.read_text()
-    else:
-        text = p.read_text()
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise UptError(f"Config file '{path}' is not valid YAML: {exc}") from exc
+        raise UptError(f"{what} '{path}' is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise UptError(f"Config file '{path}' must hold a mapping of keys to values.")
+        raise UptError(f"{what} '{path}' must hold a mapping of keys to values.")
     return data
 
 

@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-
-import yaml
 
 from upt.errors import UptError
 from upt.sweep.protocols import get_protocol
@@ -105,15 +102,12 @@ def grid_from_dict(values: dict) -> Grid:
 
 def load_grid(path: str | Path | None, updates: dict | None = None) -> Grid:
     """Read a grid YAML (or start from nothing) and apply ``updates`` (flags) on top."""
+    from upt.engine.config import load_yaml
+
     values: dict = {}
     if path is not None:
-        text = _grid_text(path)
-        try:
-            values = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise UptError(f"Grid file {path} is not valid YAML: {exc}") from exc
-        if not isinstance(values, dict):
-            raise UptError(f"Grid file {path} must hold a mapping (protocol, methods, datasets, ...).")
+        values = load_yaml(path, "Grid file", "packaged example grids: grids/fewshot, grids/base2new, grids/dg, "
+                                              "grids/cross-dataset, grids/smoke")
     for key, value in (updates or {}).items():
         if value is None:
             continue
@@ -122,18 +116,6 @@ def load_grid(path: str | Path | None, updates: dict | None = None) -> Grid:
         else:
             values[key] = value
     return grid_from_dict(values)
-
-
-def _grid_text(path: str | Path) -> str:
-    """A grid file, or a packaged example grid by name (``grids/fewshot``)."""
-    p = Path(path)
-    if p.is_file():
-        return p.read_text()
-    packaged = resources.files("upt") / "configs" / f"{path}.yaml"
-    if str(path).startswith("grids/") and packaged.is_file():
-        return packaged.read_text()
-    raise UptError(f"Grid file {p} not found (packaged example grids: grids/fewshot, grids/base2new, grids/dg, "
-                   "grids/cross-dataset, grids/smoke).")
 
 
 def flag_args(grid: Grid) -> list[str]:

@@ -113,17 +113,7 @@ def run_sweep_submitit(jobs: Sequence[Job], root: str | Path, executor) -> Sweep
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     book = _Book(root, jobs)
-    todo = []
-    for index, job in enumerate(jobs, 1):
-        try:
-            status = job.status()
-        except UptError as exc:
-            book.fail(Failure(job.name, "check", "", str(exc)))
-            continue
-        if status == "done":
-            book.summary.already_done += 1
-        else:
-            todo.append((index, job))
+    todo = [(index, job) for index, job in enumerate(jobs, 1) if _pending_status(job, book)]
     submitted = []
     if todo:
         with executor.batch():  # one array job on SLURM
@@ -207,17 +197,25 @@ def _lines(path: Path) -> list[str]:
     return out
 
 
-def _run_job(index: int, job: Job, execute: Execute, book: _Book) -> None:
-    if book.stop.is_set():
-        return
+def _pending_status(job: Job, book: _Book) -> str | None:
+    """The job's status when something is left to run; None when it is done or cannot be checked."""
     try:
         status = job.status()
     except UptError as exc:
         book.fail(Failure(job.name, "check", "", str(exc)))
-        return
+        return None
     if status == "done":
         with book.lock:
             book.summary.already_done += 1
+        return None
+    return status
+
+
+def _run_job(index: int, job: Job, execute: Execute, book: _Book) -> None:
+    if book.stop.is_set():
+        return
+    status = _pending_status(job, book)
+    if status is None:
         return
     steps: list[tuple[str, Sequence[str]]] = []
     if status in ("todo", "resume"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -75,3 +76,63 @@ def insert_tokens(x: torch.Tensor, at: int, prompts: torch.Tensor) -> torch.Tens
         prompts = prompts.unsqueeze(0).expand(n, -1, -1)
     prompts = prompts.to(x.dtype)
     return torch.cat([x[:, :at], prompts, x[:, at:]], dim=1)  # (N, L + M, D)
+
+
+def supports_shared_prefix(transformer: nn.Module) -> bool:
+    """Whether every block is open_clip's plain ``ResidualAttentionBlock`` (pre-norm self-attention + MLP)."""
+    for block in transformer.resblocks:
+        attn = getattr(block, "attn", None)
+        if not (isinstance(attn, nn.MultiheadAttention) and attn._qkv_same_embed_dim and attn.in_proj_bias is not None
+                and all(hasattr(block, a) for a in ("ln_1", "ln_2", "mlp", "ls_1", "ls_2"))
+                and not hasattr(block, "ln_1_kv")):
+            return False
+    return True
+
+
+def run_blocks_shared_prefix(
+    transformer: nn.Module, prefix: torch.Tensor, suffix: torch.Tensor, grad_checkpointing: bool = False
+) -> torch.Tensor:
+    """Causal blocks over ``N`` sequences that all start with the same ``prefix``.
+
+    In a causal encoder the prefix's hidden states do not depend on what follows, so they are
+    computed once (batch 1) and only the ``suffix`` tokens run per sequence, attending to the
+    prefix's keys and values (broadcast) and causally to their own suffix. Exact.
+
+    Args:
+        prefix: (1, P, D) embeddings of the shared first tokens, positions included.
+        suffix: (N, S, D) embeddings of the rest of each sequence, positions included.
+    Returns:
+        The suffix's hidden states after the last block (N, S, D).
+    """
+    p, s = prefix.shape[1], suffix.shape[1]
+    mask = torch.ones(s, p + s, dtype=torch.bool, device=suffix.device).tril(diagonal=p)  # True: may attend
+    for block in transformer.resblocks:
+        if grad_checkpointing and torch.is_grad_enabled():
+            prefix, suffix = checkpoint(_prefix_block, block, prefix, suffix, mask, use_reentrant=False)
+        else:
+            prefix, suffix = _prefix_block(block, prefix, suffix, mask)
+    return suffix
+
+
+def _prefix_block(block: nn.Module, xp: torch.Tensor, xs: torch.Tensor, mask: torch.Tensor):
+    attn = block.attn
+    n, heads = xs.shape[0], attn.num_heads
+
+    def split(x: torch.Tensor) -> list[torch.Tensor]:  # (B, L, 3D) -> 3 x (B, heads, L, D/heads)
+        b, length, _ = x.shape
+        return [t.reshape(b, length, heads, -1).transpose(1, 2) for t in x.chunk(3, dim=-1)]
+
+    def merge(x: torch.Tensor) -> torch.Tensor:  # (B, heads, L, D/heads) -> (B, L, D)
+        return x.transpose(1, 2).flatten(2)
+
+    qp, kp, vp = split(F.linear(block.ln_1(xp), attn.in_proj_weight, attn.in_proj_bias))
+    qs, ks, vs = split(F.linear(block.ln_1(xs), attn.in_proj_weight, attn.in_proj_bias))
+    op = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True)  # (1, h, P, dh)
+    keys = torch.cat([kp.expand(n, -1, -1, -1), ks], dim=2)  # (N, h, P + S, dh)
+    values = torch.cat([vp.expand(n, -1, -1, -1), vs], dim=2)
+    os_ = F.scaled_dot_product_attention(qs, keys, values, attn_mask=mask)  # (N, h, S, dh)
+    xp = xp + block.ls_1(attn.out_proj(merge(op)))
+    xs = xs + block.ls_1(attn.out_proj(merge(os_)))
+    xp = xp + block.ls_2(block.mlp(block.ln_2(xp)))
+    xs = xs + block.ls_2(block.mlp(block.ln_2(xs)))
+    return xp, xs

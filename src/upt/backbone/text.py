@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from upt.backbone.blocks import replace_tokens, run_blocks
+from upt.backbone.blocks import replace_tokens, run_blocks, run_blocks_shared_prefix, supports_shared_prefix
 from upt.errors import UptError
 
 
@@ -36,6 +36,8 @@ class TextTower:
             and self.pool_type in ("argmax", "eos")
         )
         self.causal = getattr(model, "attn_mask", None) is not None
+        # Sequences sharing their first tokens can run those once (causal encoders, plain blocks).
+        self.shares_prefix = self.supports_prompts and self.causal and supports_shared_prefix(model.transformer)
         if self.supports_prompts:
             self.width = model.token_embedding.embedding_dim
             self.context_length = model.positional_embedding.shape[0]
@@ -79,6 +81,34 @@ class TextTower:
         if not self.supports_prompts:
             return self.model.encode_text(ids)
         return self.encode(self.embed(ids), ids)
+
+    def encode_shared_prefix(
+        self,
+        prefix: torch.Tensor,
+        suffix: torch.Tensor,
+        ids: torch.Tensor,
+        truncate: bool = True,
+        chunk_size: int | None = None,
+        grad_checkpointing: bool = False,
+    ) -> torch.Tensor:
+        """Encode N sequences that all begin with ``prefix``: equal to :meth:`encode` of the
+        concatenation, with the prefix run once instead of N times (needs ``shares_prefix``).
+
+        Args:
+            prefix: (P, d_t) embeddings of the shared first tokens (e.g. [SOS] + context).
+            suffix: (N, L - P, d_t) embeddings of the rest of each sequence.
+            ids: (N, L) token ids of the whole sequences (they locate ``[EOS]``, which must lie in
+                the suffix).
+        """
+        self.require_prompts("Text prompting")
+        n = suffix.shape[0]
+        if chunk_size is not None and 0 < chunk_size < n:
+            return torch.cat([
+                _encode_shared_prefix_impl(self, prefix, suffix[s : s + chunk_size], ids[s : s + chunk_size],
+                                           truncate, grad_checkpointing)
+                for s in range(0, n, chunk_size)
+            ])
+        return _encode_shared_prefix_impl(self, prefix, suffix, ids, truncate, grad_checkpointing)
 
     def encode(
         self,
@@ -136,6 +166,18 @@ class TextTower:
         pooled = x[torch.arange(x.shape[0], device=x.device), eos]  # (N, d_t)
         pooled = m.ln_final(pooled)  # LayerNorm is per token: pooling first is identical and cheaper
         return _project(pooled, m.text_projection)
+
+
+def _encode_shared_prefix_impl(tower: TextTower, prefix, suffix, ids, truncate, grad_checkpointing):
+    m, dtype = tower.model, tower.dtype
+    p = prefix.shape[0]
+    eos = tower.eos_positions(ids).to(suffix.device)
+    length = int(eos.max()) + 1 if truncate else ids.shape[1]
+    xp = prefix[None].to(dtype) + m.positional_embedding[:p].to(dtype)  # (1, P, d)
+    xs = suffix[:, : length - p].to(dtype) + m.positional_embedding[p:length].to(dtype)  # (N, S, d)
+    xs = run_blocks_shared_prefix(m.transformer, xp, xs, grad_checkpointing)
+    pooled = m.ln_final(xs[torch.arange(xs.shape[0], device=xs.device), eos - p])
+    return _project(pooled, m.text_projection)
 
 
 def _project(x: torch.Tensor, projection: nn.Module | torch.Tensor | None) -> torch.Tensor:

@@ -64,7 +64,11 @@ class PromptMethod(nn.Module):
         self._text_cache: torch.Tensor | None = None
 
     def configure_compute(
-        self, text_chunk_size: int | None = None, grad_checkpointing: bool = False, truncate_text: bool = True
+        self,
+        text_chunk_size: int | None = None,
+        grad_checkpointing: bool = False,
+        truncate_text: bool = True,
+        share_prefix: bool = True,
     ) -> None:
         """Trade memory for compute; every setting gives the same numbers.
 
@@ -72,10 +76,13 @@ class PromptMethod(nn.Module):
             text_chunk_size: encode at most this many class prompts at a time.
             grad_checkpointing: recompute encoder activations in backward instead of storing them.
             truncate_text: cut prompts after the last [EOS] (False: all 77 tokens, reference-style).
+            share_prefix: run the "[SOS] context" tokens shared by all class prompts once.
         """
         self.text_chunk_size = text_chunk_size
         self.grad_checkpointing = grad_checkpointing
         for module in self.modules():
+            if hasattr(module, "share_prefix"):
+                module.share_prefix = share_prefix
             if hasattr(module, "truncate") and module.truncate != truncate_text:
                 module.truncate = truncate_text
                 module.build(self.classnames)

@@ -62,7 +62,7 @@ class LinearProbe(PromptMethod):
 
     def logits(self, image_features, text_features=None):
         idx = self.index.to(self.weight.device)
-        return image_features.float() @ self.weight[idx].t() + self.bias[idx]
+        return image_features.float() @ self.weight[idx].float().t() + self.bias[idx].float()
 
     def fit_features(self, train, val):
         x, y = train

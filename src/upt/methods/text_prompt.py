@@ -73,6 +73,7 @@ class PromptTemplate(nn.Module):
                 raise UptError("With class position middle/front the init phrase must be fully learned.")
         self.prefix_text = self.phrase or " ".join(["X"] * n_ctx)
         self.truncate = True  # False keeps all context_length tokens (reference-style, for benchmarks)
+        self.share_prefix = True  # run "[SOS] ctx" once for all classes when the context is shared
 
     def init_context(self) -> torch.Tensor:
         """Initial context (n_ctx, d_t): the phrase's embeddings, or N(0, 0.02²)."""
@@ -127,8 +128,20 @@ class PromptTemplate(nn.Module):
             rows.append(torch.cat(parts, dim=-2))
         return torch.stack(rows, dim=-3)
 
-    def encode(self, ctx: torch.Tensor, **kwargs) -> torch.Tensor:
-        """Assemble and encode: text features (n_cls, D) or (B, n_cls, D), unnormalised."""
+    def encode(self, ctx: torch.Tensor, layer_prompts=None, prompt_start: int = 1, **kwargs) -> torch.Tensor:
+        """Assemble and encode: text features (n_cls, D) or (B, n_cls, D), unnormalised.
+
+        With context shared by all classes and the class name at the end, every prompt starts with
+        the same "[SOS] ctx" tokens: those run once (exact, since the encoder is causal).
+        """
+        text = self.backbone[0].text
+        deep = layer_prompts is not None and any(p is not None for p in layer_prompts)
+        if ctx.dim() == 2 and self.position == "end" and self.share_prefix and text.shares_prefix and not deep:
+            prefix = torch.cat([self.embeddings[0, :1], ctx.to(self.embeddings.dtype)])  # (1 + M, d)
+            return text.encode_shared_prefix(prefix, self.embeddings[:, 1 + self.n_ctx :], self.ids,
+                                             truncate=self.truncate, **kwargs)
+        if layer_prompts is not None:
+            kwargs.update(layer_prompts=layer_prompts, prompt_start=prompt_start)
         emb = self.assemble(ctx)
         lead = emb.shape[:-3]
         flat = emb.reshape(-1, *emb.shape[-2:])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -152,7 +151,7 @@ def _worker(local_rank: int, n: int, port: int, fn: Callable, args: tuple) -> No
     try:
         fn(*args)
     except UptError as exc:  # one line, like the command line, then a plain non-zero exit
-        print(f"upt: error (rank {local_rank}): {exc}", file=sys.stderr)
+        logging.getLogger("upt").error("upt: error (rank %d): %s", local_rank, exc)
         raise SystemExit(2) from None
     finally:
         if is_distributed():

@@ -152,41 +152,41 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device | None)
         metrics = evaluate(method, loader, splits.classnames, precision, bar)
     seconds = train_stats.pop("train_seconds")
     images = train_stats.pop("train_images")
-    results = {
-        "method": cfg.method,
-        "method_config": describe_run(method, backbone, cfg, splits)["method_config"],
-        "dataset": cfg.dataset,
-        "eval_dataset": cfg.dataset,
-        "protocol": cfg.protocol,
-        "classes": cfg.classes,
-        "split": "test",
-        "shots": cfg.shots,
-        "seed": cfg.seed,
-        "backbone": cfg.backbone,
-        "pretrained": cfg.pretrained,
-        "precision": precision.name,
-        "device": str(device),
-        "devices": dist.world_size(),
-        "trainable_parameters": method.num_trainable(),
-        "split_info": {k: v for k, v in splits.info.items() if k != "fewshot"},
-        "fewshot": splits.info.get("fewshot"),
-        **{k: metrics[k] for k in ("accuracy", "macro_f1", "per_class_accuracy", "n_images")},
-        "timing": {
-            "train_seconds": seconds,
-            "train_images_per_s": images / seconds if seconds > 0 else None,
-            "eval_images_per_s": metrics["eval_images_per_s"],
-            "peak_memory_mb": peak_memory_mb(device),
-        },
-        "train": train_stats,
-        "versions": versions(),
-        "git_revision": git_revision(),
-    }
+    results = _record(cfg, method, cfg.dataset, cfg.classes, splits, metrics)
+    results["timing"].update(train_seconds=seconds, train_images_per_s=images / seconds if seconds > 0 else None)
+    results.update(precision=precision.name, device=str(device), devices=dist.world_size(),
+                   trainable_parameters=method.num_trainable(), fewshot=splits.info.get("fewshot"),
+                   train=train_stats, git_revision=git_revision())
     if main:
         write_json(out / "results.json", results)
     dist.barrier()
     log.info("test accuracy %.2f%% (macro F1 %.2f) on %d images -> %s", results["accuracy"], results["macro_f1"],
              results["n_images"], out)
     return results
+
+
+def _record(cfg: RunConfig, method, eval_dataset: str, classes: str, splits, metrics: dict) -> dict:
+    """The fields every evaluation record has (``results.json`` and ``eval/*.json``)."""
+    import dataclasses
+
+    return {
+        "method": cfg.method,
+        "method_config": dataclasses.asdict(method.config),
+        "dataset": cfg.dataset,
+        "eval_dataset": eval_dataset,
+        "protocol": cfg.protocol,
+        "classes": classes,
+        "split": "test",
+        "shots": cfg.shots,
+        "seed": cfg.seed,
+        "backbone": cfg.backbone,
+        "pretrained": cfg.pretrained,
+        "split_info": {k: v for k, v in splits.info.items() if k != "fewshot"},
+        **{k: metrics[k] for k in ("accuracy", "macro_f1", "per_class_accuracy", "n_images")},
+        "timing": {"eval_images_per_s": metrics["eval_images_per_s"],
+                   "peak_memory_mb": peak_memory_mb(method.backbone.device)},
+        "versions": versions(),
+    }
 
 
 def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: bool) -> dict:
@@ -259,20 +259,9 @@ def eval_run(run_dir: str | Path, dataset: str | None = None, data_root: str | N
     method.set_classnames(names, template)
     precision = resolve_precision(cfg.precision, method.backbone.device)
     precision.prepare(method.backbone, method)
-    loader = image_loader(splits.test, method.backbone.preprocess, cfg.data.eval_transform, False,
-                          cfg.data.eval_batch_size, cfg.data.num_workers)
     with _bar(len(splits.test), "eval") as bar:
-        metrics = evaluate(method, loader, names, precision, bar)
-    results = {
-        "method": meta["method"], "method_config": meta["method_config"], "dataset": cfg.dataset,
-        "eval_dataset": dataset, "protocol": cfg.protocol, "classes": classes, "split": "test",
-        "shots": cfg.shots, "seed": cfg.seed, "backbone": cfg.backbone, "pretrained": cfg.pretrained,
-        "run": str(run_dir), "split_info": {k: v for k, v in splits.info.items() if k != "fewshot"},
-        **{k: metrics[k] for k in ("accuracy", "macro_f1", "per_class_accuracy", "n_images")},
-        "timing": {"eval_images_per_s": metrics["eval_images_per_s"],
-                   "peak_memory_mb": peak_memory_mb(method.backbone.device)},
-        "versions": versions(),
-    }
+        metrics = evaluate(method, eval_loader(splits.test, method.backbone.preprocess, cfg), names, precision, bar)
+    results = {**_record(cfg, method, dataset, classes, splits, metrics), "run": str(run_dir)}
     if write:
         name = f"{dataset.replace(':', '_').replace('/', '_')}-{classes}.json"
         write_json(run_dir / "eval" / name, results)

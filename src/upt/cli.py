@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"upt.commands.{name}")
-        except ModuleNotFoundError as exc:  # a command not shipped in this build
-            if exc.name != f"upt.commands.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"upt.commands.{name}").register(sub)
     return parser
 
 

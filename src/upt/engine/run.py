@@ -193,7 +193,7 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
     epochs = cfg.epochs()
     main = dist.is_main()
     trainer = Trainer(method, cfg.optim, epochs, precision)
-    start_epoch, seconds, images = 0, 0.0, 0
+    start_epoch, seconds, images, stats = 0, 0.0, 0, None
     ckpt = out / RESUME_DIR
     if resume and (ckpt / "state.json").exists():
         state = read_json(ckpt / "state.json")
@@ -201,6 +201,7 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
         method.load_trainable_state_dict({k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")})
         trainer.restore(tensors, state["trainer"])
         start_epoch, seconds, images = state["epoch"], state["train_seconds"], state["train_images"]
+        stats = state.get("last_epoch")
         log.info("resumed from the end of epoch %d", start_epoch)
     elif resume:
         log.info("nothing to resume in %s; starting from the beginning", out)
@@ -214,7 +215,6 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
         batches = EpochLoaders(splits.train, method.backbone.preprocess, cfg)
         forward = dist.wrap(method)
     metrics_file = out / "metrics.jsonl"
-    stats = None
     for epoch in range(start_epoch, epochs):
         if trainer.done():
             break
@@ -233,7 +233,7 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
         tensors = {**{f"method.{k}": v for k, v in method.trainable_state_dict().items()}, **opt_tensors}
         save_tensors(ckpt / "state.safetensors", tensors)
         write_json(ckpt / "state.json", {"epoch": epoch + 1, "trainer": trainer_meta, "train_seconds": seconds,
-                                         "train_images": images})
+                                         "train_images": images, "last_epoch": stats})
     return {"epochs": epochs, "steps": trainer.step, "final_loss": stats["loss"] if stats else None,
             "train_seconds": seconds, "train_images": images}
 

@@ -1,0 +1,59 @@
+"""Run configuration: every packaged preset is valid, and the precedence rules hold."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+
+from upt.engine.config import load_yaml, resolve
+from upt.errors import UptError
+from upt.sweep import load_grid, plan_jobs
+
+CONFIGS = resources.files("upt") / "configs"
+PRESETS = sorted(f"{d.name}/{f.name[:-5]}" for d in CONFIGS.iterdir() if d.is_dir() and d.name != "grids"
+                 for f in d.iterdir() if f.name.endswith(".yaml"))
+GRIDS = sorted(f"grids/{f.name[:-5]}" for f in (CONFIGS / "grids").iterdir() if f.name.endswith(".yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_packaged_preset_resolves(preset):
+    cfg = resolve({"backbone": "tiny", "pretrained": None}, [preset])
+    for key, value in load_yaml(preset).items():
+        if not isinstance(value, dict):
+            assert getattr(cfg, key) == value, key
+
+
+@pytest.mark.parametrize("grid", GRIDS)
+def test_every_packaged_grid_plans(grid, tmp_path):
+    jobs = plan_jobs(load_grid(grid, {"backbone": "tiny", "pretrained": "none"}), tmp_path)
+    assert jobs and all(job.train_args[0] == "train" for job in jobs)
+
+
+def test_precedence_defaults_method_presets_flags_overrides(tmp_path):
+    assert resolve({"method": "coop", "backbone": "tiny"}).optim.batch_size == 32  # default
+    assert resolve({"method": "cocoop", "backbone": "tiny"}).optim.batch_size == 1  # the method's paper
+    preset = tmp_path / "p.yaml"
+    preset.write_text("optim:\n  batch_size: 8\n  lr: 0.5\n")
+    cfg = resolve({"method": "cocoop", "backbone": "tiny"}, [str(preset)])
+    assert (cfg.optim.batch_size, cfg.optim.lr, cfg.optim.epochs) == (8, 0.5, 10)  # preset over method preset
+    cfg = resolve({"method": "cocoop", "backbone": "tiny", "optim": {"lr": 0.1}}, [str(preset)],
+                  ["optim.batch_size=2", "method_config.ctx_init="])
+    assert (cfg.optim.batch_size, cfg.optim.lr, cfg.method_config["ctx_init"]) == (2, 0.1, "")  # "" is a value
+
+
+def test_epochs_by_shots():
+    assert [resolve({"shots": k, "backbone": "tiny"}).epochs() for k in (1, 2, 4, 8, 16)] == [50, 100, 100, 200, 200]
+    assert resolve({"shots": 16, "dataset": "imagenet", "backbone": "tiny"}).epochs() == 50
+
+
+@pytest.mark.parametrize("override,match", [
+    ("optim.lrr=1", r"Unknown key\(s\) \['lrr'\] in section 'optim'"),
+    ("lr", "must look like key=value"),
+    ("method_config.n_t=0", "n_t and n_v must be positive"),
+    ("classes=half", "Unknown classes 'half'"),
+    ("precision=fp8", "Unknown precision 'fp8'"),
+])
+def test_bad_overrides_are_sentences(override, match):
+    with pytest.raises(UptError, match=match):
+        resolve({"backbone": "tiny"}, [], [override])

@@ -58,3 +58,27 @@ def test_torchrun_equals_one_process(single, tmp_path):
     _same_prompts(single, out)
     _only_one_run_folder(tmp_path)
     assert len(proc.stdout.strip().splitlines()) == 1  # rank 0 alone reports
+
+
+def test_killed_data_parallel_run_resumes_to_the_same_prompts(tmp_path):
+    import signal
+    import time
+
+    flowers = f"folder:{shared_path('data', 'flowers5')}"
+    args = [*COMMON, "--epochs", "4"]
+    straight = tmp_path / "straight"
+    assert main(["train", "--dataset", flowers, *args, "--out", str(straight)]) == 0
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "upt", "train", "--dataset", flowers, *args, "--devices", "2", "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while not (run / "checkpoint" / "state.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks, mid-run
+    proc.wait()
+    if (run / "results.json").exists():
+        pytest.skip("the run finished before it could be interrupted")
+    assert main(["train", "--dataset", flowers, *args, "--devices", "2", "--out", str(run), "--resume"]) == 0
+    assert "resumed from the end of epoch" in (run / "log.txt").read_text()
+    _same_prompts(straight, run)

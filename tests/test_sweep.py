@@ -63,6 +63,7 @@ def make_sweep_root(factory) -> dict:
     Built once per session (the report tests reuse the folder): ``root``, the grid file,
     ``before`` (results.json -> mtime when the first sweep was killed) and the re-run's summary.
     """
+    photos = photo_folders(factory)  # skips (before anything is created) when the photos are absent
     base = factory.getbasetemp() / "fewshot-sweep"
     state = base / "state.json"
     if state.exists():
@@ -70,7 +71,7 @@ def make_sweep_root(factory) -> dict:
     base.mkdir()
     root, grid = base / "root", base / "grid.yaml"
     grid.write_text(yaml.safe_dump({"protocol": "fewshot", "methods": METHODS,
-                                    "datasets": list(photo_folders(factory).values()),
+                                    "datasets": list(photos.values()),
                                     "shots": SHOTS, "seeds": SEEDS, **FAST}))
     proc = subprocess.Popen([sys.executable, "-m", "upt", "sweep", str(grid), "--out", str(root)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

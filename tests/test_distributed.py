@@ -82,3 +82,12 @@ def test_killed_data_parallel_run_resumes_to_the_same_prompts(tmp_path):
     assert main(["train", "--dataset", flowers, *args, "--devices", "2", "--out", str(run), "--resume"]) == 0
     assert "resumed from the end of epoch" in (run / "log.txt").read_text()
     _same_prompts(straight, run)
+
+
+def test_non_finite_loss_stops_every_process(tmp_path, capsys):
+    flowers = f"folder:{shared_path('data', 'flowers5')}"
+    rc = main(["train", "--dataset", flowers, *COMMON, "--devices", "2", "--lr", "1e30",
+               "--set", "optim.warmup_epochs=0", "--out", str(tmp_path / "run")])
+    assert rc == 2
+    assert "A data-parallel process stopped" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "results.json").exists()

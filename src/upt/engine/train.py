@@ -53,6 +53,19 @@ def lr_at(epoch: int, optim: OptimConfig, epochs: int) -> float:
     return 0.5 * optim.lr * (1 + math.cos(math.pi * epoch / epochs))
 
 
+def _finite_everywhere(loss: torch.Tensor, world: int) -> bool:
+    """Whether the loss is finite on every rank: all ranks stop together rather than one waiting
+    forever in the gradient all-reduce of the others."""
+    ok = torch.isfinite(loss.detach())
+    if world > 1:
+        import torch.distributed as dist
+
+        flag = ok.to(torch.float32).reshape(1)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        ok = flag[0] > 0
+    return bool(ok)
+
+
 class Trainer:
     """Optimiser, scaler and the per-epoch loop for one method."""
 
@@ -103,12 +116,12 @@ class Trainer:
                 loss = F.cross_entropy(logits.float(), labels, reduction="sum") * (world / global_size(i))
             else:
                 loss = F.cross_entropy(logits.float(), labels)
-            if not torch.isfinite(loss):
-                raise UptError(
-                    f"The loss became {loss.item()} at epoch {epoch + 1}, step {self.step + 1}; training stopped. "
-                    f"Lower the learning rate (optim.lr={self.optim_cfg.lr}) or use precision fp32/bf16 "
-                    f"instead of {self.precision.name}."
-                )
+            if not _finite_everywhere(loss, world):
+                advice = f"Lower the learning rate (optim.lr={self.optim_cfg.lr})"
+                if self.precision.name != "fp32":
+                    advice += f" or use precision fp32 or bf16 instead of {self.precision.name}"
+                raise UptError(f"The loss became non-finite ({loss.item()} here) at epoch {epoch + 1}, step "
+                               f"{self.step + 1}; training stopped. {advice}.")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)

@@ -90,23 +90,31 @@ def supports_shared_prefix(transformer: nn.Module) -> bool:
 
 
 def run_blocks_shared_prefix(
-    transformer: nn.Module, prefix: torch.Tensor, suffix: torch.Tensor, grad_checkpointing: bool = False
+    transformer: nn.Module,
+    prefix: torch.Tensor,
+    suffix: torch.Tensor,
+    grad_checkpointing: bool = False,
+    prefix_hook: LayerHook | None = None,
 ) -> torch.Tensor:
-    """Causal blocks over ``N`` sequences that all start with the same ``prefix``.
+    """Causal blocks over sequences that start with a shared ``prefix``.
 
     In a causal encoder the prefix's hidden states do not depend on what follows, so they are
-    computed once (batch 1) and only the ``suffix`` tokens run per sequence, attending to the
-    prefix's keys and values (broadcast) and causally to their own suffix. Exact.
+    computed once per group and only the ``suffix`` tokens run per sequence, attending to their
+    group's prefix keys and values (broadcast) and causally to their own suffix. Exact.
 
     Args:
-        prefix: (1, P, D) embeddings of the shared first tokens, positions included.
-        suffix: (N, S, D) embeddings of the rest of each sequence, positions included.
+        prefix: (G, P, D) embeddings of the shared first tokens of G groups, positions included.
+        suffix: (G * N, S, D) embeddings of the rest of each sequence, group-major, positions included.
+        prefix_hook: called before each block as ``hook(i, prefix)``; deep prompts that replace
+            prefix positions act on the prefix stream alone.
     Returns:
-        The suffix's hidden states after the last block (N, S, D).
+        The suffix's hidden states after the last block (G * N, S, D).
     """
     p, s = prefix.shape[1], suffix.shape[1]
     mask = torch.ones(s, p + s, dtype=torch.bool, device=suffix.device).tril(diagonal=p)  # True: may attend
-    for block in transformer.resblocks:
+    for i, block in enumerate(transformer.resblocks):
+        if prefix_hook is not None:
+            prefix = prefix_hook(i, prefix)
         if grad_checkpointing and torch.is_grad_enabled():
             prefix, suffix = checkpoint(_prefix_block, block, prefix, suffix, mask, use_reentrant=False)
         else:
@@ -116,7 +124,11 @@ def run_blocks_shared_prefix(
 
 def _prefix_block(block: nn.Module, xp: torch.Tensor, xs: torch.Tensor, mask: torch.Tensor):
     attn = block.attn
-    n, heads = xs.shape[0], attn.num_heads
+    g, heads = xp.shape[0], attn.num_heads
+    n = xs.shape[0] // g
+
+    def per_sequence(t: torch.Tensor) -> torch.Tensor:  # (G, h, P, dh) -> (G * N, h, P, dh)
+        return t.unsqueeze(1).expand(g, n, *t.shape[1:]).flatten(0, 1)
 
     def split(x: torch.Tensor) -> list[torch.Tensor]:  # (B, L, 3D) -> 3 x (B, heads, L, D/heads)
         b, length, _ = x.shape
@@ -127,10 +139,10 @@ def _prefix_block(block: nn.Module, xp: torch.Tensor, xs: torch.Tensor, mask: to
 
     qp, kp, vp = split(F.linear(block.ln_1(xp), attn.in_proj_weight, attn.in_proj_bias))
     qs, ks, vs = split(F.linear(block.ln_1(xs), attn.in_proj_weight, attn.in_proj_bias))
-    op = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True)  # (1, h, P, dh)
-    keys = torch.cat([kp.expand(n, -1, -1, -1), ks], dim=2)  # (N, h, P + S, dh)
-    values = torch.cat([vp.expand(n, -1, -1, -1), vs], dim=2)
-    os_ = F.scaled_dot_product_attention(qs, keys, values, attn_mask=mask)  # (N, h, S, dh)
+    op = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True)  # (G, h, P, dh)
+    keys = torch.cat([per_sequence(kp), ks], dim=2)  # (G * N, h, P + S, dh)
+    values = torch.cat([per_sequence(vp), vs], dim=2)
+    os_ = F.scaled_dot_product_attention(qs, keys, values, attn_mask=mask)  # (G * N, h, S, dh)
     xp = xp + block.ls_1(attn.out_proj(merge(op)))
     xs = xs + block.ls_1(attn.out_proj(merge(os_)))
     xp = xp + block.ls_2(block.mlp(block.ln_2(xp)))

@@ -87,28 +87,40 @@ class TextTower:
         prefix: torch.Tensor,
         suffix: torch.Tensor,
         ids: torch.Tensor,
+        layer_prompts: Sequence[torch.Tensor | None] | None = None,
+        prompt_start: int = 1,
         truncate: bool = True,
         chunk_size: int | None = None,
         grad_checkpointing: bool = False,
     ) -> torch.Tensor:
-        """Encode N sequences that all begin with ``prefix``: equal to :meth:`encode` of the
-        concatenation, with the prefix run once instead of N times (needs ``shares_prefix``).
+        """Encode sequences that begin with a shared ``prefix``: equal to :meth:`encode` of the
+        concatenations, with each prefix run once instead of once per sequence (needs ``shares_prefix``).
 
         Args:
-            prefix: (P, d_t) embeddings of the shared first tokens (e.g. [SOS] + context).
+            prefix: (P, d_t) shared by all N sequences, or (G, P, d_t): G prefixes, each followed
+                by every one of the N suffixes (CoCoOp: one prefix per image).
             suffix: (N, L - P, d_t) embeddings of the rest of each sequence.
             ids: (N, L) token ids of the whole sequences (they locate ``[EOS]``, which must lie in
                 the suffix).
+            layer_prompts: as in :meth:`encode`, shape (M, d_t); they must replace prefix positions.
+        Returns:
+            Features (N, embed_dim), or (G, N, embed_dim) for a 3-D prefix.
         """
         self.require_prompts("Text prompting")
-        n = suffix.shape[0]
-        if chunk_size is not None and 0 < chunk_size < n:
-            return torch.cat([
-                _encode_shared_prefix_impl(self, prefix, suffix[s : s + chunk_size], ids[s : s + chunk_size],
-                                           truncate, grad_checkpointing)
-                for s in range(0, n, chunk_size)
-            ])
-        return _encode_shared_prefix_impl(self, prefix, suffix, ids, truncate, grad_checkpointing)
+        grouped = prefix.dim() == 3
+        prefix = prefix if grouped else prefix[None]
+        g, n = prefix.shape[0], suffix.shape[0]
+        args = (ids, truncate, grad_checkpointing, layer_prompts, prompt_start)
+        if chunk_size is None or g * n <= chunk_size:
+            out = _encode_shared_prefix_impl(self, prefix, suffix, *args)
+        elif grouped:  # whole groups per chunk
+            step = max(1, chunk_size // n)
+            out = torch.cat([_encode_shared_prefix_impl(self, prefix[s : s + step], suffix, *args)
+                             for s in range(0, g, step)])
+        else:
+            out = torch.cat([_encode_shared_prefix_impl(self, prefix, suffix[s : s + chunk_size], ids[s : s + chunk_size],
+                                                        *args[1:]) for s in range(0, n, chunk_size)], dim=1)
+        return out if grouped else out[0]
 
     def encode(
         self,
@@ -168,16 +180,26 @@ class TextTower:
         return _project(pooled, m.text_projection)
 
 
-def _encode_shared_prefix_impl(tower: TextTower, prefix, suffix, ids, truncate, grad_checkpointing):
+def _encode_shared_prefix_impl(tower: TextTower, prefix, suffix, ids, truncate, grad_checkpointing,
+                               layer_prompts, prompt_start):
+    """(G, P, d) prefixes x (N, S, d) suffixes -> features (G, N, embed_dim)."""
     m, dtype = tower.model, tower.dtype
-    p = prefix.shape[0]
+    g, p = prefix.shape[:2]
+    n = suffix.shape[0]
     eos = tower.eos_positions(ids).to(suffix.device)
     length = int(eos.max()) + 1 if truncate else ids.shape[1]
-    xp = prefix[None].to(dtype) + m.positional_embedding[:p].to(dtype)  # (1, P, d)
+    xp = prefix.to(dtype) + m.positional_embedding[:p].to(dtype)  # (G, P, d)
     xs = suffix[:, : length - p].to(dtype) + m.positional_embedding[p:length].to(dtype)  # (N, S, d)
-    xs = run_blocks_shared_prefix(m.transformer, xp, xs, grad_checkpointing)
-    pooled = m.ln_final(xs[torch.arange(xs.shape[0], device=xs.device), eos - p])
-    return _project(pooled, m.text_projection)
+    xs = xs.unsqueeze(0).expand(g, *xs.shape).flatten(0, 1)  # (G * N, S, d)
+    hook = None
+    if layer_prompts is not None:
+        def hook(i: int, h: torch.Tensor) -> torch.Tensor:
+            q = layer_prompts[i] if 0 < i < len(layer_prompts) else None
+            return h if q is None else replace_tokens(h, prompt_start, q)
+
+    xs = run_blocks_shared_prefix(m.transformer, xp, xs, grad_checkpointing, hook)
+    pooled = m.ln_final(xs[torch.arange(g * n, device=xs.device), (eos - p).repeat(g)])
+    return _project(pooled, m.text_projection).reshape(g, n, -1)
 
 
 def _project(x: torch.Tensor, projection: nn.Module | torch.Tensor | None) -> torch.Tensor:

@@ -58,9 +58,8 @@ class CoCoOp(PromptMethod):
     def logits(self, img: torch.Tensor, text_features: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, n_cls) from normalised image features (B, D): each image conditions its own prompts."""
         ctx = self.ctx + self.meta_net(img.to(self.ctx.dtype))[:, None, :]  # (B, M, d_t)
-        ctx = ctx[:, None].expand(-1, len(self.classnames), -1, -1)  # (B, n_cls, M, d_t)
-        text = l2(self.prompt.encode(ctx, chunk_size=self.text_chunk_size,
-                                     grad_checkpointing=self.grad_checkpointing))  # (B, n_cls, D)
+        text = l2(self.prompt.encode_per_image(ctx, chunk_size=self.text_chunk_size,
+                                               grad_checkpointing=self.grad_checkpointing))  # (B, n_cls, D)
         return self.backbone.logit_scale.float() * torch.einsum("bd,bcd->bc", img.float(), text.float())
 
     def encode_text(self):

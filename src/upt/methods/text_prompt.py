@@ -128,6 +128,24 @@ class PromptTemplate(nn.Module):
             rows.append(torch.cat(parts, dim=-2))
         return torch.stack(rows, dim=-3)
 
+    def can_share_prefix(self, ctx: torch.Tensor, layer_prompts=None, prompt_start: int = 1) -> bool:
+        """Whether "[SOS] ctx" is one prefix for all classes (shared context, class name at the end)
+        and any deep prompts replace positions inside it."""
+        deep = [p for p in (layer_prompts or [])[1:] if p is not None]
+        inside = all(p.dim() == 2 and prompt_start + p.shape[0] <= 1 + self.n_ctx for p in deep)
+        return (ctx.dim() == 2 and self.position == "end" and self.share_prefix and inside
+                and self.backbone[0].text.shares_prefix)
+
+    def encode_per_image(self, ctx: torch.Tensor, **kwargs) -> torch.Tensor:
+        """Text features (B, n_cls, D) of per-image contexts (B, n_ctx, d_t) shared by all classes (CoCoOp)."""
+        text = self.backbone[0].text
+        if self.position == "end" and self.share_prefix and text.shares_prefix:
+            sos = self.embeddings[0, :1].expand(ctx.shape[0], 1, -1)
+            prefix = torch.cat([sos, ctx.to(self.embeddings.dtype)], dim=1)  # (B, 1 + M, d)
+            return text.encode_shared_prefix(prefix, self.embeddings[:, 1 + self.n_ctx :], self.ids,
+                                             truncate=self.truncate, **kwargs)
+        return self.encode(ctx[:, None].expand(-1, len(self.name_lens), -1, -1), **kwargs)
+
     def encode(self, ctx: torch.Tensor, layer_prompts=None, prompt_start: int = 1, **kwargs) -> torch.Tensor:
         """Assemble and encode: text features (n_cls, D) or (B, n_cls, D), unnormalised.
 
@@ -135,11 +153,10 @@ class PromptTemplate(nn.Module):
         the same "[SOS] ctx" tokens: those run once (exact, since the encoder is causal).
         """
         text = self.backbone[0].text
-        deep = layer_prompts is not None and any(p is not None for p in layer_prompts)
-        if ctx.dim() == 2 and self.position == "end" and self.share_prefix and text.shares_prefix and not deep:
+        if self.can_share_prefix(ctx, layer_prompts, prompt_start):
             prefix = torch.cat([self.embeddings[0, :1], ctx.to(self.embeddings.dtype)])  # (1 + M, d)
             return text.encode_shared_prefix(prefix, self.embeddings[:, 1 + self.n_ctx :], self.ids,
-                                             truncate=self.truncate, **kwargs)
+                                             layer_prompts, prompt_start, truncate=self.truncate, **kwargs)
         if layer_prompts is not None:
             kwargs.update(layer_prompts=layer_prompts, prompt_start=prompt_start)
         emb = self.assemble(ctx)

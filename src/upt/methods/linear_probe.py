@@ -1,10 +1,11 @@
 """Linear probe (Radford et al., 2021; CoOp's baseline): logistic regression on frozen features.
 
-Multinomial logistic regression on L2-normalised image features, fitted with L-BFGS; the L2
-regularisation strength is chosen on the few-shot validation split from a log-spaced grid, then
-the model is refitted on the training split (CoOp's protocol, which uses scikit-learn; this is the
-same objective in torch). Deviation: the classifier only knows the classes it was fitted on, so
-:meth:`set_classnames` accepts a subset or reordering of them, not new classes.
+Multinomial logistic regression on L2-normalised image features, fitted with L-BFGS to
+scikit-learn's objective (summed cross-entropy + ||W||² / 2C), as CoOp's protocol does with
+scikit-learn. C is chosen on the few-shot validation split from a log-spaced grid, walked from
+strong to weak regularisation with each fit starting from the previous optimum. Deviation: the
+classifier only knows the classes it was fitted on, so :meth:`set_classnames` accepts a subset or
+reordering of them, not new classes.
 """
 
 from __future__ import annotations
@@ -67,23 +68,24 @@ class LinearProbe(PromptMethod):
     def fit_features(self, train, val):
         x, y = train
         vx, vy = val
-        best_c, best_acc = self.config.c_grid[0], -1.0
-        for c in self.config.c_grid:
-            w, b = self._fit(x, y, c)
-            acc = ((vx.float() @ w.t() + b).argmax(1) == vy).float().mean().item() if len(vy) else 0.0
+        best_c, best_acc, best, start = self.config.c_grid[0], -1.0, None, None
+        for c in sorted(self.config.c_grid):  # strong to weak regularisation, each from the last optimum
+            start = self._fit(x, y, c, start)
+            acc = ((vx.float() @ start[0].t() + start[1]).argmax(1) == vy).float().mean().item() if len(vy) else 0.0
             if acc > best_acc:
-                best_c, best_acc = c, acc
-        w, b = self._fit(x, y, best_c)
+                best_c, best_acc, best = c, acc, start
+        w, b = best
         self.weight.copy_(w)
         self.bias.copy_(b)
         return {"linear_probe_c": best_c, "linear_probe_val_acc": best_acc}
 
-    def _fit(self, x: torch.Tensor, y: torch.Tensor, c: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Minimise sum CE + ||W||² / (2C) (scikit-learn's objective) with L-BFGS."""
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, c: float, start=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Minimise sum CE + ||W||² / (2C) (scikit-learn's objective) with L-BFGS, from ``start`` or zeros."""
         x = x.float()
         n_cls = len(self.fitted_classnames)
-        w = torch.zeros(n_cls, x.shape[1], device=x.device, requires_grad=True)
-        b = torch.zeros(n_cls, device=x.device, requires_grad=True)
+        if start is None:
+            start = torch.zeros(n_cls, x.shape[1], device=x.device), torch.zeros(n_cls, device=x.device)
+        w, b = (t.clone().requires_grad_(True) for t in start)
         opt = torch.optim.LBFGS([w, b], lr=1, max_iter=self.config.max_iter, line_search_fn="strong_wolfe")
 
         def closure():

@@ -57,6 +57,18 @@ def _call_block(block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | Non
     return block(x, attn_mask=attn_mask)
 
 
+def deep_prompt_hook(layer_prompts, prompt_start: int):
+    """The block hook that puts ``layer_prompts[i]`` at ``prompt_start`` before block i >= 1 (None: no hook)."""
+    if layer_prompts is None:
+        return None
+
+    def hook(i: int, h: torch.Tensor) -> torch.Tensor:
+        p = layer_prompts[i] if 0 < i < len(layer_prompts) else None
+        return h if p is None else replace_tokens(h, prompt_start, p)
+
+    return hook
+
+
 def replace_tokens(x: torch.Tensor, start: int, prompts: torch.Tensor) -> torch.Tensor:
     """Replace ``x[:, start:start+M]`` with ``prompts`` (M, D) or (N, M, D); ``start`` may be negative."""
     n, length, _ = x.shape

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from upt.backbone.blocks import replace_tokens, run_blocks, run_blocks_shared_prefix, supports_shared_prefix
+from upt.backbone.blocks import deep_prompt_hook, run_blocks, run_blocks_shared_prefix, supports_shared_prefix
 from upt.errors import UptError
 
 
@@ -168,13 +168,7 @@ class TextTower:
         x = embeddings[:, :length].to(self.dtype) + m.positional_embedding[:length].to(self.dtype)
         mask = m.attn_mask[:length, :length] if self.causal else None
 
-        hook = None
-        if layer_prompts is not None:
-            def hook(i: int, h: torch.Tensor) -> torch.Tensor:
-                p = layer_prompts[i] if 0 < i < len(layer_prompts) else None
-                return h if p is None else replace_tokens(h, prompt_start, p)
-
-        x = run_blocks(m.transformer, x, mask, hook, grad_checkpointing)
+        x = run_blocks(m.transformer, x, mask, deep_prompt_hook(layer_prompts, prompt_start), grad_checkpointing)
         pooled = x[torch.arange(x.shape[0], device=x.device), eos]  # (N, d_t)
         pooled = m.ln_final(pooled)  # LayerNorm is per token: pooling first is identical and cheaper
         return _project(pooled, m.text_projection)
@@ -191,13 +185,8 @@ def _encode_shared_prefix_impl(tower: TextTower, prefix, suffix, ids, truncate, 
     xp = prefix.to(dtype) + m.positional_embedding[:p].to(dtype)  # (G, P, d)
     xs = suffix[:, : length - p].to(dtype) + m.positional_embedding[p:length].to(dtype)  # (N, S, d)
     xs = xs.unsqueeze(0).expand(g, *xs.shape).flatten(0, 1)  # (G * N, S, d)
-    hook = None
-    if layer_prompts is not None:
-        def hook(i: int, h: torch.Tensor) -> torch.Tensor:
-            q = layer_prompts[i] if 0 < i < len(layer_prompts) else None
-            return h if q is None else replace_tokens(h, prompt_start, q)
-
-    xs = run_blocks_shared_prefix(m.transformer, xp, xs, grad_checkpointing, hook)
+    xs = run_blocks_shared_prefix(m.transformer, xp, xs, grad_checkpointing,
+                                  deep_prompt_hook(layer_prompts, prompt_start))
     pooled = m.ln_final(xs[torch.arange(g * n, device=xs.device), (eos - p).repeat(g)])
     return _project(pooled, m.text_projection).reshape(g, n, -1)
 

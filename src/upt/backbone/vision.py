@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from upt.backbone.blocks import insert_tokens, replace_tokens, run_blocks
+from upt.backbone.blocks import deep_prompt_hook, insert_tokens, run_blocks
 from upt.errors import UptError
 
 PromptMode = Literal["shallow", "deep", "appended"]
@@ -107,11 +107,7 @@ class VisionTower:
                 x = insert_tokens(x, -1, first)
             if layered:
                 m = first.shape[-2]
-                start = 1 if mode == "deep" else -m
-
-                def hook(i: int, h: torch.Tensor) -> torch.Tensor:
-                    p = prompts[i] if 0 < i < len(prompts) else None
-                    return h if p is None else replace_tokens(h, start, p)
+                hook = deep_prompt_hook(prompts, 1 if mode == "deep" else -m)
 
         x = v.ln_pre(x)
         if prompts is not None and mode == "deep":

@@ -8,7 +8,7 @@ from upt.backbone.load import (
     list_backbones,
     load_backbone,
 )
-from upt.backbone.text import TextTower, normalize
+from upt.backbone.text import TextTower
 from upt.backbone.vision import PROMPT_MODES, VisionTower
 
 __all__ = [
@@ -21,5 +21,4 @@ __all__ = [
     "check_backbone_name",
     "list_backbones",
     "load_backbone",
-    "normalize",
 ]

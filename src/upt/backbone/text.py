@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from upt.backbone.blocks import deep_prompt_hook, run_blocks, run_blocks_shared_prefix, supports_shared_prefix
@@ -197,8 +196,3 @@ def _project(x: torch.Tensor, projection: nn.Module | torch.Tensor | None) -> to
     if isinstance(projection, nn.Linear):
         return projection(x)
     return x @ projection
-
-
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """L2-normalise along the feature dimension."""
-    return F.normalize(x, dim=-1)

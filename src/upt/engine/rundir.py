@@ -21,7 +21,6 @@ from upt.engine.checkpoint import (
     load_tensors,
     read_json,
     versions,
-    write_json,
 )
 from upt.errors import UptError
 
@@ -142,10 +141,6 @@ def load_run(run_dir: str | Path, device: str = "auto", backbone: str | None = N
 def append_jsonl(path: Path, record: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
-
-
-def write_results(path: Path, results: dict) -> None:
-    write_json(path, results)
 
 
 def attach_log_file(out: Path) -> logging.Handler:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from upt.backbone import Backbone
+from upt.data.base import clean_classname
 from upt.errors import UptError
 
 ClassPosition = Literal["end", "middle", "front"]
@@ -30,10 +31,6 @@ ENSEMBLE_TEMPLATES = (
     "art of the {}.",
     "a photo of the small {}.",
 )
-
-
-def clean_classname(name: str) -> str:
-    return name.replace("_", " ").strip()
 
 
 def phrase_length(backbone: Backbone, phrase: str) -> int:

@@ -15,7 +15,7 @@ import sys
 from upt import __version__
 from upt.errors import UptError
 
-COMMANDS = ("train", "eval", "predict", "list", "data", "sweep", "report", "analyze")
+COMMANDS = ("train", "eval", "predict", "list", "info", "data", "sweep", "report", "analyze")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,9 @@ from upt.backbone.load import (
     BUILTIN_CONFIGS,
     Backbone,
     Preprocess,
+    backbone_info,
     check_backbone_name,
+    default_quick_gelu,
     list_backbones,
     load_backbone,
 )
@@ -18,7 +20,9 @@ __all__ = [
     "Preprocess",
     "TextTower",
     "VisionTower",
+    "backbone_info",
     "check_backbone_name",
+    "default_quick_gelu",
     "list_backbones",
     "load_backbone",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -62,6 +63,11 @@ class Backbone:
     preprocess: Preprocess
 
     @property
+    def quick_gelu(self) -> bool:
+        """Whether the built model's MLPs use QuickGELU (``x·σ(1.702x)``), read off its modules."""
+        return uses_quick_gelu(self.model)
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
@@ -89,6 +95,7 @@ class Backbone:
             "vision_width": self.vision.width,
             "text_layers": self.text.layers,
             "vision_layers": self.vision.layers,
+            "quick_gelu": self.quick_gelu,
             "preprocess": self.preprocess.to_dict(),
         }
 
@@ -123,6 +130,7 @@ def load_backbone(
     name: str = "ViT-B-16",
     pretrained: str | None = "openai",
     device: str | torch.device = "cpu",
+    quick_gelu: bool | None = None,
 ) -> Backbone:
     """Build a frozen CLIP backbone in eval mode.
 
@@ -133,12 +141,17 @@ def load_backbone(
             Random weights are drawn from a fixed seed: every load gives the same model, so a run
             on them can be evaluated again from its folder.
         device: where the model lives.
+        quick_gelu: the MLP activation. None (default): the one the weights were trained with,
+            from open_clip's pretrained config of the tag (OpenAI CLIP: QuickGELU), else the model
+            config's own. open_clip >= 2.24 no longer switches QuickGELU on from the tag by itself.
     """
     if pretrained in ("", "none", "None"):
         pretrained = None
+    if quick_gelu is None:
+        quick_gelu = default_quick_gelu(name, pretrained)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model, tokenizer, preprocess = _create(name, pretrained)
+        model, tokenizer, preprocess = _create(name, pretrained, quick_gelu)
     model.eval().requires_grad_(False)
     model.to(device)
     log.debug("loaded backbone %s (%s) on %s", name, pretrained, device)
@@ -152,20 +165,20 @@ def load_backbone(
     )
 
 
-def _create(name: str, pretrained: str | None):
+def _create(name: str, pretrained: str | None, quick_gelu: bool | None):
     import open_clip
 
     if name in BUILTIN_CONFIGS:
         if pretrained is not None:
             raise UptError(f"Backbone '{name}' is built in with random weights; drop --pretrained {pretrained}.")
-        model = open_clip.CLIP(**BUILTIN_CONFIGS[name])
+        model = open_clip.CLIP(**{**BUILTIN_CONFIGS[name], "quick_gelu": quick_gelu})
         tokenizer = open_clip.get_tokenizer("ViT-B-16")
         size = BUILTIN_CONFIGS[name]["vision_cfg"]["image_size"]
         preprocess = Preprocess(OPENAI_MEAN, OPENAI_STD, size)
     else:
         check_backbone_name(name)
         try:
-            model = open_clip.create_model(name, pretrained=pretrained, device="cpu")
+            model = open_clip.create_model(name, pretrained=pretrained, device="cpu", force_quick_gelu=bool(quick_gelu))
         except RuntimeError as exc:
             raise UptError(
                 f"Could not load pretrained weights '{pretrained}' for '{name}': {exc}. Check the tag "
@@ -173,7 +186,56 @@ def _create(name: str, pretrained: str | None):
             ) from exc
         tokenizer = open_clip.get_tokenizer(name)
         preprocess = _preprocess_of(model)
+    if quick_gelu is not None and uses_quick_gelu(model) != quick_gelu:
+        raise UptError(f"open_clip built '{name}' with {'QuickGELU' if uses_quick_gelu(model) else 'GELU'} "
+                       f"although {'QuickGELU' if quick_gelu else 'GELU'} was asked for; its model config fixes "
+                       f"the activation (use the '-quickgelu' model name, or the open_clip version recorded in the run).")
     return model, tokenizer, preprocess
+
+
+def uses_quick_gelu(model: nn.Module) -> bool:
+    """Whether any MLP of ``model`` uses open_clip's QuickGELU."""
+    from open_clip.transformer import QuickGELU
+
+    return any(isinstance(m, QuickGELU) for m in model.modules())
+
+
+def model_config(name: str) -> dict:
+    """open_clip's architecture config of ``name`` (or a built-in's), without building anything."""
+    import open_clip
+
+    if name in BUILTIN_CONFIGS:
+        return BUILTIN_CONFIGS[name]
+    check_backbone_name(name)
+    if name.startswith(("hf-hub:", "local-dir:")):
+        return {}  # the hub holds the config; described once loaded
+    cfg = open_clip.get_model_config(name)
+    if cfg is None:
+        raise UptError(f"open_clip has no local config for '{name}' (hub models are described once loaded).")
+    return cfg
+
+
+def pretrained_config(name: str, pretrained: str | None) -> dict:
+    """open_clip's record of a pretrained tag (URL, mean/std, ``quick_gelu``); {} for files or none."""
+    import open_clip
+
+    if pretrained is None or name in BUILTIN_CONFIGS:
+        return {}
+    return dict(open_clip.get_pretrained_cfg(name, pretrained) or {})
+
+
+def default_quick_gelu(name: str, pretrained: str | None) -> bool | None:
+    """The activation the weights of ``(name, pretrained)`` were trained with.
+
+    The tag's pretrained config says so where open_clip records it (OpenAI, MetaCLIP, DFN ... tags:
+    ``quick_gelu: True``); the ``-quickgelu`` model names and built-ins carry it in the model config.
+    Older open_clip releases lack the key in pretrained configs: there the ``openai`` tag is QuickGELU.
+    """
+    if name.startswith(("hf-hub:", "local-dir:")):
+        return None  # open_clip reads the activation from the hub model's own config
+    model_cfg = model_config(name)
+    tag_cfg = pretrained_config(name, pretrained)
+    return bool(model_cfg.get("quick_gelu", False) or tag_cfg.get("quick_gelu", pretrained == "openai"))
 
 
 def _preprocess_of(model: nn.Module) -> Preprocess:
@@ -190,3 +252,51 @@ def _preprocess_of(model: nn.Module) -> Preprocess:
         interpolation=cfg.get("interpolation", "bicubic"),
         resize_mode=cfg.get("resize_mode", "shortest"),
     )
+
+
+def backbone_info(name: str, pretrained: str | None = None, quick_gelu: bool | None = None) -> dict:
+    """What :func:`load_backbone` would build, from open_clip's configs alone (no weights, no model).
+
+    Returns the architecture, widths, layers, heads, image size, preprocessing and the activation
+    (``quick_gelu``), in the same terms as :meth:`Backbone.describe`.
+    """
+    if pretrained in ("", "none", "None"):
+        pretrained = None
+    cfg = model_config(name)
+    tag = pretrained_config(name, pretrained)
+    if pretrained is not None and not tag and name not in BUILTIN_CONFIGS and not Path(pretrained).is_file():
+        import open_clip
+
+        known = [t for m, t in open_clip.list_pretrained() if m == name]
+        raise unknown_name(f"pretrained tag of {name}", pretrained, known)
+    vision, text = cfg.get("vision_cfg", {}), cfg.get("text_cfg", {})
+    if isinstance(vision.get("layers"), list | tuple):
+        arch = "resnet"
+    elif vision.get("timm_model_name"):
+        arch = f"timm:{vision['timm_model_name']}"
+    else:
+        arch = "vit"
+    size = vision.get("image_size", 224)
+    pp = {"mean": OPENAI_MEAN, "std": OPENAI_STD, "size": size, "interpolation": "bicubic", "resize_mode": "shortest",
+          **cfg.get("preprocess_cfg", {}), **{k: tag[k] for k in ("mean", "std", "interpolation", "resize_mode")
+                                             if k in tag}}
+    size = pp["size"][0] if isinstance(pp["size"], list | tuple) else pp["size"]
+    return {
+        "name": name,
+        "pretrained": pretrained,
+        "architecture": arch,
+        "embed_dim": cfg.get("embed_dim"),
+        "text_width": text.get("width"),
+        "text_layers": text.get("layers"),
+        "text_heads": text.get("heads", 8),
+        "context_length": text.get("context_length", 77),
+        "vision_width": vision.get("width"),
+        "vision_layers": vision.get("layers"),
+        "vision_heads": (vision["width"] // vision.get("head_width", 64)) if arch == "vit" else None,
+        "patch_size": vision.get("patch_size"),
+        "image_size": size,
+        "quick_gelu": default_quick_gelu(name, pretrained) if quick_gelu is None else quick_gelu,
+        "preprocess": Preprocess(tuple(pp["mean"]), tuple(pp["std"]), int(size), pp["interpolation"],
+                                 pp["resize_mode"]).to_dict(),
+        "weights": tag.get("hf_hub") or tag.get("url") or (pretrained if pretrained else "random init, no download"),
+    }

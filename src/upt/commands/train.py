@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder (default runs/<dataset>-<method>-<shots>shot-seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the fully resolved config (the run folder's config.yaml) and exit; writes nothing")
     p.set_defaults(func=run)
 
 
@@ -68,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
     from upt.engine import train_run
 
     cfg = config_from_args(args)
+    if args.print_config:
+        from upt.engine.config import config_text, fill_defaults
+
+        print(config_text(fill_defaults(cfg)), end="")
+        return 0
     results = train_run(cfg, args.out or default_out(cfg), resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
         return 0

@@ -44,6 +44,8 @@ class DatasetSplits:
         test: Test samples.
         info: Provenance: where the split came from, whether it is the official one, the dataset
             folder, and after :func:`upt.data.fewshot_splits` the chosen image list.
+        ensemble_with_template: Whether a template ensemble includes ``template`` (CoOp's
+            ``ZeroshotCLIP2`` leaves it out for ImageNet only).
     """
 
     name: str
@@ -53,6 +55,7 @@ class DatasetSplits:
     val: list[Sample]
     test: list[Sample]
     info: dict = field(default_factory=dict)
+    ensemble_with_template: bool = True
 
     @property
     def num_classes(self) -> int:

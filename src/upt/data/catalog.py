@@ -54,6 +54,9 @@ class DatasetSpec:
         fallback: What to do when ``split_file`` is missing: CoOp's 50/20/30 split of the class
             folders, CoOp's 80/20 split of Pets' official trainval, or stop with the manual steps.
         split_url: Where CoOp's split file can be downloaded.
+        ensemble_with_template: Whether a template ensemble adds this dataset's own template to
+            CLIP's seven (CoOp's ``ZeroshotCLIP2``: every dataset but ImageNet, whose seven were
+            selected on it).
     """
 
     name: str
@@ -73,6 +76,7 @@ class DatasetSpec:
     ignored: tuple[str, ...] = ()
     fallback: Fallback = "none"
     split_url: str | None = None
+    ensemble_with_template: bool = True
 
     @property
     def expected(self) -> dict[str, int | None]:
@@ -125,7 +129,8 @@ _SPECS = (
         Download(None, ("Get ILSVRC2012 from https://image-net.org (registration needed).",
                         "Extract train/ and val/ (one folder per wnid) into <data-root>/imagenet/images/.",
                         _INET_NAMES)),
-        "images/train/<wnid>/, images/val/<wnid>/ and classnames.txt", 1281167, None, 50000),
+        "images/train/<wnid>/, images/val/<wnid>/ and classnames.txt", 1281167, None, 50000,
+        ensemble_with_template=False),
     _coop("caltech101", "caltech-101", "101_ObjectCategories", "Caltech101", "1hyarUivQE36mY6jSomru6Fjd-JzwcCzN",
           _PHOTO, 100, (4128, 1649, 2465), "Caltech-101 objects (background and Faces_easy dropped).",
           "torchvision.datasets.Caltech101",

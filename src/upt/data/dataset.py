@@ -4,8 +4,11 @@ Errors: decoding goes through :func:`upt.data.images.load_image`, so a bad file 
 :class:`~upt.data.images.ImageReadError` naming it, also from inside DataLoader workers.
 
 Cache: few-shot sets are re-read every epoch, so ``ImageDataset(cache=True)`` keeps decoded images
-(optionally shrunk so the short side is ``cache_size``; never enlarged). Workers each hold their own
-cache; call :meth:`ImageDataset.preload` before building the DataLoader so forked workers share it.
+at full resolution (random crops then see the original pixels, as in the reference code), up to a
+memory budget (``cache_bytes``; images past it are read from disk each time). ``cache_size``
+optionally shrinks cached images so the short side is that many pixels (never enlarged): faster,
+but crops then come from a smaller image. Workers each hold their own cache; call
+:meth:`ImageDataset.preload` before building the DataLoader so forked workers share it.
 """
 
 from __future__ import annotations
@@ -40,15 +43,27 @@ class ImageDataset(Dataset):
         cache: Keep decoded images in memory (for small sets read every epoch).
         cache_size: When caching, shrink images so the short side is this many pixels (keep it at
             or above the model's input size; None keeps full resolution).
+        cache_bytes: Most decoded bytes (width × height × 3) kept; None: no limit.
     """
 
     def __init__(self, samples: Sequence[Sample], transform: Callable[[Image.Image], Any] | None = None,
-                 cache: bool = False, cache_size: int | None = None) -> None:
+                 cache: bool = False, cache_size: int | None = None, cache_bytes: int | None = None) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.cache = cache
         self.cache_size = cache_size
+        self.cache_bytes = cache_bytes
         self._cache: dict[int, Image.Image] = {}
+        self._cached_bytes = 0
+
+    def _decode(self, index: int) -> Image.Image:
+        return _shrink(load_image(self.samples[index].path), self.cache_size)
+
+    def _keep(self, index: int, image: Image.Image) -> None:
+        size = image.width * image.height * 3
+        if self.cache_bytes is None or self._cached_bytes + size <= self.cache_bytes:
+            self._cache[index] = image
+            self._cached_bytes += size
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -56,9 +71,11 @@ class ImageDataset(Dataset):
     def image(self, index: int) -> Image.Image:
         """The decoded RGB image of sample ``index`` (from the cache when enabled)."""
         if self.cache:
-            if index not in self._cache:
-                self._cache[index] = _shrink(load_image(self.samples[index].path), self.cache_size)
-            return self._cache[index]
+            if index in self._cache:
+                return self._cache[index]
+            image = self._decode(index)
+            self._keep(index, image)
+            return image
         return load_image(self.samples[index].path)
 
     def __getitem__(self, index: int) -> tuple[Any, int, int]:
@@ -71,7 +88,6 @@ class ImageDataset(Dataset):
             raise UptError("preload() needs ImageDataset(cache=True).")
         todo = [i for i in range(len(self)) if i not in self._cache]
         with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-            for i, image in zip(todo, pool.map(lambda i: _shrink(load_image(self.samples[i].path), self.cache_size), todo),
-                                strict=True):
-                self._cache[i] = image
+            for i, image in zip(todo, pool.map(self._decode, todo), strict=True):
+                self._keep(i, image)
         return self

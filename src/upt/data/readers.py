@@ -61,6 +61,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, check_file
                        f"`upt data info --dataset {name}` shows how to get it.")
     splits = _READERS[spec.reader](spec, ddir, check_files)
     splits.info = {"dataset": name, "dataset_dir": ddir, "official_split": True, **splits.info}
+    splits.ensemble_with_template = spec.ensemble_with_template
     logger.info("Read %s from %s: %d classes, %s.", name, ddir, splits.num_classes, splits.counts())
     return check_labels(splits)
 

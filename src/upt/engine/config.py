@@ -1,8 +1,13 @@
 """Run configuration: typed sections, presets as YAML, ``--set key=value`` overrides.
 
-Precedence, lowest first: the dataclass defaults < the method's own protocol (``configs/methods``)
-< preset YAML files (``--config``, in order) < command-line flags and ``--set`` overrides.
-An override of ``0`` or ``""`` is a value, never "unset".
+Precedence, lowest first: the dataclass defaults < the protocol's preset (``configs/protocols``)
+< the method's own settings for that protocol (``configs/methods``: the paper's, with a
+``protocols:`` section for each protocol whose reference config differs) < preset YAML files
+(``--config``, in order) < command-line flags and ``--set`` overrides. Any preset may hold a
+``protocols:`` section; the part for the run's protocol applies at that preset's level.
+An override of ``0`` or ``""`` is a value, never "unset". :func:`fill_defaults` then writes every
+remaining default out (the method's full config, epochs, precision, device, activation), which is
+what ``--print-config`` shows and ``config.yaml`` holds.
 """
 
 from __future__ import annotations
@@ -51,22 +56,33 @@ class DataConfig:
     Methods with a frozen image encoder (CoOp, CoCoOp, zero-shot, linear probe) train on cached
     image features when the training transform is deterministic (exact). ``feature_views`` > 0
     trains them on that many pre-computed augmented views per image instead of fresh augmentation
-    each step: much faster, but a change of protocol, so off by default."""
+    each step: much faster, but a change of protocol, so off by default.
+    ``cache_images`` keeps decoded few-shot images in memory at full resolution (random crops
+    sample the original pixels, as the reference code's do); ``cache_short_side`` shrinks them to
+    that short side first: faster decoding and less memory, but small-scale crops are then blurrier,
+    so off (None) by default and recorded in the run when set."""
 
     train_transform: str = "random_resized_crop"
     eval_transform: str = "center_crop"
     eval_batch_size: int = 100
     num_workers: int = 2
     cache_images: bool = True
+    cache_short_side: int | None = None
     feature_views: int = 0
 
 
 @dataclass
 class ComputeConfig:
-    """Same numbers, different cost: text chunking and activation checkpointing."""
+    """Same numbers, different cost. ``text_chunk_size``: class prompts encoded at a time;
+    ``grad_checkpointing``: recompute activations in backward; ``truncate_text``: cut prompts
+    after the last [EOS] (False: all 77 tokens, as the reference code runs); ``share_prefix``: run
+    the "[SOS] context" tokens shared by every class prompt once. Each is exact (tested); the
+    switches exist so a doubted number can be recomputed the reference's way without code."""
 
     text_chunk_size: int | None = None
     grad_checkpointing: bool = False
+    truncate_text: bool = True
+    share_prefix: bool = True
 
 
 @dataclass
@@ -80,6 +96,7 @@ class RunConfig:
     seed: int = 1
     backbone: str = "ViT-B-16"
     pretrained: str | None = "openai"
+    quick_gelu: bool | None = None  # None: the activation the weights were trained with (open_clip's tag config)
     classes: Literal["all", "base", "new"] = "all"
     protocol: str = "fewshot"
     precision: str = "auto"
@@ -119,7 +136,10 @@ class RunConfig:
         return {1: 50, 2: 100, 4: 100}.get(self.shots, 200)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain data (tuples as lists), as YAML and JSON hold it."""
+        import json
+
+        return json.loads(json.dumps(asdict(self)))
 
 
 def _sections() -> dict[str, type]:
@@ -190,19 +210,64 @@ def load_yaml(path: str | Path, what: str = "Config file",
 
 
 def method_defaults(method: str) -> dict:
-    """The method's own protocol preset (e.g. CoCoOp: batch 1, 10 epochs), or nothing."""
+    """The method's own settings (e.g. CoCoOp: batch 1, 10 epochs), with per-protocol sections."""
     packaged = resources.files("upt") / "configs" / "methods" / f"{method}.yaml"
     return yaml.safe_load(packaged.read_text()) or {} if packaged.is_file() else {}
 
 
+def protocol_defaults(protocol: str) -> dict:
+    """The protocol's packaged preset (``configs/protocols``), or nothing for a free label."""
+    packaged = resources.files("upt") / "configs" / "protocols" / f"{protocol}.yaml"
+    return yaml.safe_load(packaged.read_text()) or {} if packaged.is_file() else {}
+
+
+def for_protocol(layer: dict, protocol: str) -> dict:
+    """A preset with its ``protocols:`` section folded in for ``protocol`` (and the section removed)."""
+    layer = dict(layer)
+    sections = layer.pop("protocols", None) or {}
+    if not isinstance(sections, dict):
+        raise UptError(f"A preset's 'protocols' must map protocol names to settings, got {sections!r}.")
+    section = sections.get(protocol) or {}
+    if not isinstance(section, dict):
+        raise UptError(f"The '{protocol}' section of a preset's 'protocols' must be a mapping.")
+    return merge(layer, section)
+
+
 def resolve(base: dict, presets: list[str] = (), overrides: list[str] = ()) -> RunConfig:
-    """Resolve the run config: defaults < method preset < ``presets`` < ``base`` flags < overrides."""
+    """Resolve the run config: defaults < protocol preset < the method's settings for the protocol
+    < ``presets`` < ``base`` flags < overrides."""
+    layers = [load_yaml(p) for p in presets] + [base] + [parse_override(item) for item in overrides]
+    top: dict = {}
+    for layer in layers:
+        top = merge(top, {k: v for k, v in layer.items() if k != "protocols"})
+    protocol = top.get("protocol", RunConfig.protocol)
+    method = top.get("method", RunConfig.method)
     merged: dict = {}
-    for preset in presets:
-        merged = merge(merged, load_yaml(preset))
-    merged = merge(merged, base)
-    for item in overrides:
-        merged = merge(merged, parse_override(item))
-    method = merged.get("method", RunConfig.method)
-    merged = merge(method_defaults(method), merged)
+    for layer in [protocol_defaults(protocol), method_defaults(method), *layers]:
+        merged = merge(merged, for_protocol(layer, protocol))
     return from_dict(merged)
+
+
+def fill_defaults(cfg: RunConfig) -> RunConfig:
+    """Every default written out: the method's full config, epochs, precision and device, the
+    backbone's activation. Idempotent; what ``--print-config`` prints and ``config.yaml`` holds."""
+    from upt.backbone import default_quick_gelu
+    from upt.engine.precision import resolve_precision
+    from upt.engine.rundir import resolve_device
+    from upt.methods import get_method_class, make_config
+
+    values = cfg.to_dict()
+    values["method_config"] = asdict(make_config(get_method_class(cfg.method), cfg.method_config))
+    values["optim"]["epochs"] = cfg.epochs()
+    device = resolve_device(cfg.device)
+    if cfg.device == "auto":
+        values["device"] = device.type
+    values["precision"] = resolve_precision(cfg.precision, device).name
+    if cfg.quick_gelu is None:
+        values["quick_gelu"] = default_quick_gelu(cfg.backbone, cfg.pretrained)
+    return from_dict(values)
+
+
+def config_text(cfg: RunConfig) -> str:
+    """The YAML text of a config (``config.yaml``, ``--print-config``)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

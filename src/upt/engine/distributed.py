@@ -88,22 +88,24 @@ class GlobalBatchSampler(Sampler[list[int]]):
     """Batches of a seeded permutation; each rank yields its slice of every global batch.
 
     With one process this is plain shuffled batching, so single- and multi-process runs see the
-    same global batches for the same seed.
+    same global batches for the same seed. As Dassl's training loader, the last incomplete batch
+    is dropped when the set holds at least one full batch (``drop_last = n >= batch_size``).
     """
 
     def __init__(self, n: int, batch_size: int):
         self.n, self.batch_size, self.seed = n, batch_size, 0
+        self.drop_last = n >= batch_size
 
     def set_seed(self, seed: int) -> None:
         self.seed = seed
 
     def __iter__(self) -> Iterator[list[int]]:
         order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed)).tolist()
-        for s in range(0, self.n, self.batch_size):
+        for s in range(0, len(self) * self.batch_size, self.batch_size):
             yield slice_of(order[s : s + self.batch_size], rank(), world_size())
 
     def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
     def global_size(self, step_in_epoch: int) -> int:
         return min(self.batch_size, self.n - step_in_epoch * self.batch_size)

@@ -14,15 +14,22 @@ from upt.engine.train import epoch_seed
 
 # Training transforms without randomness: image features of a frozen encoder can be computed once.
 DETERMINISTIC_TRANSFORMS = ("center_crop",)
-# Few-shot sets are re-read every epoch: keep decoded images when a split is at most this large.
+# Few-shot sets are re-read every epoch: keep decoded images when a split is at most this large,
+# at full resolution, up to CACHE_BYTES of pixels (the rest is read from disk each epoch).
 CACHE_LIMIT = 20_000
+CACHE_BYTES = 4 * 2**30
 
 
-def image_dataset(samples, preprocess, transform: str, train: bool, cache: bool = False) -> ImageDataset:
-    """Samples + transform; small sets keep their decoded images (checked up front: bad files named)."""
+def image_dataset(samples, preprocess, transform: str, train: bool, cache: bool = False,
+                  short_side: int | None = None) -> ImageDataset:
+    """Samples + transform; small sets keep their decoded images (checked up front: bad files named).
+
+    ``short_side``: shrink cached images to this short side first (``data.cache_short_side``, an
+    opt-in speed setting); None keeps the original pixels, which random crops then sample from.
+    """
     tf = build_transform(preprocess, train=train, name=transform)
-    dataset = ImageDataset(samples, tf, cache=cache and len(samples) <= CACHE_LIMIT,
-                           cache_size=max(preprocess.size, 256))
+    dataset = ImageDataset(samples, tf, cache=cache and len(samples) <= CACHE_LIMIT, cache_size=short_side,
+                           cache_bytes=CACHE_BYTES)
     if dataset.cache:
         verify_images(samples, raise_error=True)  # name every bad file before training starts
         dataset.preload()
@@ -34,9 +41,9 @@ def _workers(n: int) -> int:
 
 
 def image_loader(samples, preprocess, transform: str, train: bool, batch_size: int, workers: int,
-                 cache: bool = False) -> DataLoader:
+                 cache: bool = False, short_side: int | None = None) -> DataLoader:
     """A loader of (image tensor, label, index) batches in order (evaluation, feature extraction)."""
-    return DataLoader(image_dataset(samples, preprocess, transform, train, cache), batch_size=batch_size,
+    return DataLoader(image_dataset(samples, preprocess, transform, train, cache, short_side), batch_size=batch_size,
                       num_workers=_workers(workers), pin_memory=torch.cuda.is_available())
 
 
@@ -53,7 +60,8 @@ class EpochLoaders:
 
     def __init__(self, samples, preprocess, cfg):
         self.cfg = cfg
-        dataset = image_dataset(samples, preprocess, cfg.data.train_transform, True, cfg.data.cache_images)
+        dataset = image_dataset(samples, preprocess, cfg.data.train_transform, True, cfg.data.cache_images,
+                                cfg.data.cache_short_side)
         self.sampler = GlobalBatchSampler(len(dataset), cfg.optim.batch_size)
         self.generator = torch.Generator()
         self.loader = DataLoader(dataset, batch_sampler=self.sampler, num_workers=_workers(cfg.data.num_workers),
@@ -96,7 +104,8 @@ class FeatureEpochs:
         self.views = []
         for view in range(views):
             loader = image_loader(samples, preprocess, cfg.data.train_transform, True, cfg.data.eval_batch_size,
-                                  cfg.data.num_workers, cache=cfg.data.cache_images)
+                                  cfg.data.num_workers, cache=cfg.data.cache_images,
+                                  short_side=cfg.data.cache_short_side)
             torch.manual_seed(epoch_seed(cfg.seed, 10_000 + view))
             self.views.append(encode_all(method, loader, precision))
         self.sampler = GlobalBatchSampler(len(samples), cfg.optim.batch_size)

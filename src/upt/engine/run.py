@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import resource
@@ -26,7 +27,7 @@ from upt.engine.checkpoint import (
     versions,
     write_json,
 )
-from upt.engine.config import RunConfig
+from upt.engine.config import RunConfig, fill_defaults
 from upt.engine.evaluate import evaluate
 from upt.engine.loaders import (
     DETERMINISTIC_TRANSFORMS,
@@ -40,6 +41,7 @@ from upt.engine.precision import resolve_precision
 from upt.engine.rundir import (
     append_jsonl,
     attach_log_file,
+    check_same_backbone,
     describe_run,
     load_run,
     prepare_run_dir,
@@ -83,6 +85,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, overwrite: 
     With ``cfg.devices > 1`` (and not already under torchrun) this spawns that many data-parallel
     processes and returns rank 0's results.
     """
+    cfg = fill_defaults(cfg)
     if cfg.devices > 1 and "WORLD_SIZE" not in os.environ:
         prepare_run_dir(out, resume, overwrite)
         dist.launch(cfg.devices, _spawned_train, cfg.to_dict(), str(out), resume)
@@ -116,11 +119,14 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device | None)
         torch.use_deterministic_algorithms(True, warn_only=True)
     seed_everything(cfg.seed)
     splits = prepare_data(cfg)
-    backbone = load_backbone(cfg.backbone, cfg.pretrained, device)
+    backbone = load_backbone(cfg.backbone, cfg.pretrained, device, quick_gelu=cfg.quick_gelu)
+    if resume and (out / META_FILE).exists():
+        check_same_backbone(read_json(out / META_FILE)["backbone"], backbone, out)
     precision = resolve_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)  # prompt initialisation
-    method = build_method(cfg.method, backbone, splits.classnames, splits.template, cfg.method_config)
-    method.configure_compute(cfg.compute.text_chunk_size, cfg.compute.grad_checkpointing)
+    method = build_method(cfg.method, backbone, splits.classnames, splits.template, cfg.method_config,
+                          splits.ensemble_with_template)
+    method.configure_compute(**dataclasses.asdict(cfg.compute))
     precision.prepare(backbone, method)
     if main:
         write_config(out, cfg)
@@ -138,7 +144,8 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device | None)
         workers, bs = cfg.data.num_workers, cfg.data.eval_batch_size
         start = time.perf_counter()
         train = encode_all(method, image_loader(splits.train, pp, cfg.data.eval_transform, False, bs, workers,
-                                                cache=cfg.data.cache_images), precision)
+                                                cache=cfg.data.cache_images, short_side=cfg.data.cache_short_side),
+                           precision)
         val = encode_all(method, image_loader(splits.val, pp, cfg.data.eval_transform, False, bs, workers),
                          precision) if splits.val else (train[0][:0], train[1][:0])
         train_stats["fit"] = method.fit_features(train, val)
@@ -256,7 +263,8 @@ def eval_run(run_dir: str | Path, dataset: str | None = None, data_root: str | N
             raise UptError(f"The classes of {dataset} here differ from those run {run_dir} was trained on.")
     else:
         names, template = splits.classnames, splits.template
-    method.set_classnames(names, template)
+    method.set_classnames(names, template, splits.ensemble_with_template)
+    method.configure_compute(**dataclasses.asdict(cfg.compute))
     precision = resolve_precision(cfg.precision, method.backbone.device)
     precision.prepare(method.backbone, method)
     with _bar(len(splits.test), "eval") as bar:

@@ -74,6 +74,7 @@ def describe_run(method, backbone, cfg, splits) -> dict:
         "backbone": backbone.describe(),
         "classnames": list(method.classnames),
         "template": method.template,
+        "ensemble_with_template": method.ensemble_with_template,
         "dataset": cfg.dataset,
         "classes": cfg.classes,
         "shots": cfg.shots,
@@ -84,7 +85,9 @@ def describe_run(method, backbone, cfg, splits) -> dict:
 
 
 def write_config(out: Path, cfg) -> None:
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    from upt.engine.config import config_text
+
+    (out / "config.yaml").write_text(config_text(cfg))
 
 
 def require_run_dir(run_dir: str | Path) -> Path:
@@ -116,6 +119,7 @@ def load_run(run_dir: str | Path, device: str = "auto", backbone: str | None = N
         (method, meta): the method in eval mode and the content of ``upt.json``.
     """
     from upt.backbone import load_backbone
+    from upt.backbone.load import model_config
     from upt.methods import build_method
 
     run_dir = require_run_dir(run_dir)
@@ -127,15 +131,29 @@ def load_run(run_dir: str | Path, device: str = "auto", backbone: str | None = N
             f"cannot be used with {backbone or need['name']} (pretrained {pretrained or need['pretrained'] or 'none'}). "
             f"Use --backbone {need['name']}" + (f" --pretrained {need['pretrained']}." if need["pretrained"] else ".")
         )
-    bb = load_backbone(need["name"], need["pretrained"], resolve_device(device))
-    mismatch = {k: (need[k], v) for k, v in bb.describe().items() if k in need and k != "preprocess" and need[k] != v}
-    if mismatch:
-        raise UptError(f"Backbone {need['name']} here differs from the one run {run_dir} was trained on: "
-                       f"{json.dumps(mismatch)}; install the open_clip version recorded in {META_FILE}.")
-    method = build_method(meta["method"], bb, meta["classnames"], meta["template"], meta["method_config"])
+    # Runs recorded before the activation was stored were built with the model config's own.
+    quick_gelu = need.get("quick_gelu", model_config(need["name"]).get("quick_gelu", False))
+    bb = load_backbone(need["name"], need["pretrained"], resolve_device(device), quick_gelu=quick_gelu)
+    check_same_backbone(need, bb, run_dir)
+    method = build_method(meta["method"], bb, meta["classnames"], meta["template"], meta["method_config"],
+                          meta.get("ensemble_with_template", True))
     method.load_trainable_state_dict(load_tensors(run_dir / PROMPT_FILE, bb.device))
     method.eval()
     return method, meta
+
+
+def check_same_backbone(recorded: dict, backbone, run_dir: Path) -> None:
+    """Refuse a backbone that differs from the one a run recorded (activation, widths, layers)."""
+    here = backbone.describe()
+    if "quick_gelu" in recorded and recorded["quick_gelu"] != here["quick_gelu"]:
+        act = {True: "QuickGELU", False: "GELU"}
+        raise UptError(f"Run {run_dir} was trained on {recorded['name']} with {act[recorded['quick_gelu']]} activations "
+                       f"but the backbone loaded here uses {act[here['quick_gelu']]}; its prompts do not fit it "
+                       f"(set quick_gelu: {str(recorded['quick_gelu']).lower()}, or start a new run).")
+    mismatch = {k: (recorded[k], v) for k, v in here.items() if k in recorded and k != "preprocess" and recorded[k] != v}
+    if mismatch:
+        raise UptError(f"Backbone {recorded['name']} here differs from the one run {run_dir} was trained on: "
+                       f"{json.dumps(mismatch)}; install the open_clip version recorded in {META_FILE}.")
 
 
 def append_jsonl(path: Path, record: dict) -> None:

@@ -45,12 +45,15 @@ def build_optimizer(params: list[torch.nn.Parameter], optim: OptimConfig) -> tor
 def lr_at(epoch: int, optim: OptimConfig, epochs: int) -> float:
     """Learning rate of ``epoch`` (0-based): constant warm-up, then cosine decay over the run.
 
-    Matches the CoOp code base: the cosine is indexed by the epoch itself, so the first epoch
-    after warm-up already sits one step down the curve.
+    Dassl's constant warm-up with ``WARMUP_RECOUNT`` (every reference config's default): epochs
+    ``e < w`` run at ``warmup_lr``; the cosine scheduler, built over ``T = epochs``, only starts
+    stepping after the warm-up, so epoch ``e >= w`` runs at ``lr·½(1 + cos(π(e − w)/T))``: the
+    first epoch after warm-up is at the full learning rate.
     """
-    if epoch < optim.warmup_epochs:
+    w = optim.warmup_epochs
+    if epoch < w:
         return optim.warmup_lr
-    return 0.5 * optim.lr * (1 + math.cos(math.pi * epoch / epochs))
+    return 0.5 * optim.lr * (1 + math.cos(math.pi * (epoch - w) / epochs))
 
 
 def _finite_everywhere(loss: torch.Tensor, world: int) -> bool:
@@ -111,7 +114,7 @@ class Trainer:
         for i, (inputs, labels, *_) in enumerate(batches):
             inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             with self.precision.autocast():
-                logits = forward(inputs)
+                logits = forward(inputs)  # fp32: every method computes its final similarity outside autocast
             if world > 1:
                 loss = F.cross_entropy(logits.float(), labels, reduction="sum") * (world / global_size(i))
             else:

@@ -58,6 +58,7 @@ class PromptMethod(nn.Module):
         self.config = config
         self.backbone = backbone  # plain attribute: never a submodule, never in state_dict
         self.template = template
+        self.ensemble_with_template = True  # a template ensemble includes ``template`` (not for ImageNet)
         self.classnames: list[str] = []
         self.text_chunk_size: int | None = None
         self.grad_checkpointing = False
@@ -89,13 +90,20 @@ class PromptMethod(nn.Module):
         self._text_cache = None
 
     # --- contract ---------------------------------------------------------------------------
-    def set_classnames(self, classnames: Sequence[str], template: str | None = None) -> None:
-        """Rebuild class-dependent buffers for ``classnames``; trained tensors are untouched."""
+    def set_classnames(self, classnames: Sequence[str], template: str | None = None,
+                       ensemble_with_template: bool | None = None) -> None:
+        """Rebuild class-dependent buffers for ``classnames``; trained tensors are untouched.
+
+        ``template``: the dataset's prompt template; ``ensemble_with_template``: whether a template
+        ensemble adds it to CLIP's seven (the dataset's choice, see ``DatasetSplits``).
+        """
         if not classnames:
             raise UptError("A method needs at least one class name.")
         self.classnames = list(classnames)
         if template is not None:
             self.template = template
+        if ensemble_with_template is not None:
+            self.ensemble_with_template = ensemble_with_template
         self._text_cache = None
         self.build_class_buffers()
 
@@ -114,7 +122,8 @@ class PromptMethod(nn.Module):
         """Scaled cosine similarities (B, n_cls) from normalised image features."""
         if text_features is None:
             text_features = self._text_cache if self._text_cache is not None else self.encode_text()
-        return self.backbone.logit_scale.float() * image_features.float() @ text_features.float().t()
+        with full_precision(image_features):
+            return self.backbone.logit_scale.float() * (image_features.float() @ text_features.float().t())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.logits(self.encode_image(images))
@@ -173,6 +182,12 @@ class PromptMethod(nn.Module):
         return f"backbone={self.backbone.name}, classes={len(self.classnames)}"
 
 
+def full_precision(like: torch.Tensor) -> contextlib.AbstractContextManager:
+    """A region without autocast on ``like``'s device: the final similarity, softmax and loss run in
+    fp32 even inside a bf16/fp16 run (a bf16 cosine near 0.3 steps by ~2e-3: ties, flipped argmaxes)."""
+    return torch.autocast(like.device.type, enabled=False)
+
+
 def l2(x: torch.Tensor) -> torch.Tensor:
     """L2-normalise features in fp32."""
     return F.normalize(x.float(), dim=-1)
@@ -208,10 +223,14 @@ def build_method(
     classnames: Sequence[str],
     template: str = "a photo of a {}.",
     config: dict | Any | None = None,
+    ensemble_with_template: bool = True,
 ) -> PromptMethod:
-    """Build a registered method on ``backbone`` for ``classnames``."""
+    """Build a registered method on ``backbone`` for ``classnames`` (``template`` and
+    ``ensemble_with_template`` as :meth:`PromptMethod.set_classnames` takes them)."""
     cls = get_method_class(name)
     method = cls(make_config(cls, config), backbone, classnames, template)
+    if not ensemble_with_template:
+        method.set_classnames(classnames, template, ensemble_with_template)
     return method.to(backbone.device)
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from upt.errors import UptError
-from upt.methods.base import PromptMethod, l2, register
+from upt.methods.base import PromptMethod, full_precision, l2, register
 from upt.methods.text_prompt import PromptTemplate, phrase_length
 
 
@@ -60,7 +60,8 @@ class CoCoOp(PromptMethod):
         ctx = self.ctx + self.meta_net(img.to(self.ctx.dtype))[:, None, :]  # (B, M, d_t)
         text = l2(self.prompt.encode_per_image(ctx, chunk_size=self.text_chunk_size,
                                                grad_checkpointing=self.grad_checkpointing))  # (B, n_cls, D)
-        return self.backbone.logit_scale.float() * torch.einsum("bd,bcd->bc", img.float(), text.float())
+        with full_precision(img):
+            return self.backbone.logit_scale.float() * torch.einsum("bd,bcd->bc", img.float(), text.float())
 
     def encode_text(self):
         raise UptError("CoCoOp's class text features depend on the image; call the method on images.")

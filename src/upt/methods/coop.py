@@ -22,7 +22,8 @@ from upt.methods.text_prompt import CLASS_POSITIONS, PromptTemplate, phrase_leng
 class CoOpConfig:
     """``n_ctx``: context length (ignored when ``ctx_init`` is set: the phrase's token count);
     ``ctx_init``: phrase to start from (e.g. "a photo of a"), empty for N(0, 0.02²);
-    ``class_token_position``: end, middle or front; ``csc``: class-specific context."""
+    ``class_token_position``: end, middle or front; ``csc``: class-specific context (random
+    init only: the reference ignores ``csc`` when ``ctx_init`` is set, so the pair is refused)."""
 
     n_ctx: int = 16
     ctx_init: str = ""
@@ -36,6 +37,12 @@ class CoOpConfig:
             raise UptError(
                 f"Unknown class_token_position '{self.class_token_position}'; choose end, middle or front."
             )
+        if self.csc and self.ctx_init.strip():
+            # The reference PromptLearner silently learns one shared context when CTX_INIT is set,
+            # whatever CSC says; refusing keeps a run from claiming a setting it did not train.
+            raise UptError("csc: true cannot be combined with ctx_init: CoOp's reference code ignores class-specific "
+                           "context when an init phrase is set. Set ctx_init to '' for class-specific random "
+                           "context, or csc to false for one shared context from the phrase.")
 
 
 def context_length(config: CoOpConfig, backbone) -> int:

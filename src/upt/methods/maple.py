@@ -4,12 +4,14 @@ Text prompts of length M in the first J text layers; layer 0's take the first M 
 "a photo of a {classname}." (initialised from their embeddings), deeper layers replace those
 positions with their own tokens. Vision prompts at the same layers are coupled,
 ``V_l = Linear_l(T_l)``: layer 0's are appended after the patches before ``ln_pre``, later ones
-replace the last M tokens. Deviations from the reference code: widths are read from the backbone
+replace the last M tokens. Initialisation as the reference: the deeper projections start as
+identical copies of one Linear. Deviations from the reference code: widths are read from the backbone
 (not hard-coded to ViT-B) and the visual prompts keep the compute dtype (no fp16 rounding in fp32).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -59,8 +61,12 @@ class MaPLe(PromptMethod):
         d_t, d_v, m = backbone.text.width, backbone.vision.width, config.n_ctx
         self.prompt = PromptTemplate(backbone, m, "end", config.ctx_init)
         self.ctx = nn.Parameter(self.prompt.init_context())  # T_0 (M, d_t)
+        # Created in the reference's order: layer 0's projection, the deeper text prompts, then one
+        # Linear deep-copied for every deeper layer (identical at initialisation, as in the reference).
+        first = nn.Linear(d_t, d_v)
         self.deep_ctx = nn.ParameterList([normal_param(m, d_t) for _ in range(config.depth - 1)])  # T_1..T_{J-1}
-        self.proj = nn.ModuleList([nn.Linear(d_t, d_v) for _ in range(config.depth)])
+        deeper = nn.Linear(d_t, d_v)
+        self.proj = nn.ModuleList([first, *(copy.deepcopy(deeper) for _ in range(config.depth - 1))])
         self.set_classnames(classnames)
 
     def build_class_buffers(self) -> None:

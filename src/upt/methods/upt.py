@@ -10,7 +10,9 @@ Two readings of ``f_θ``'s attention (``token_mixing``):
 - ``paper`` (default): U is one sequence, so text and visual prompt tokens attend to each other.
 - ``reference``: the authors' released code feeds U to a sequence-first attention as shape
   (1, n, d), i.e. sequence length 1: each token attends only to itself. This reading reproduces
-  that code's outputs exactly.
+  that code's outputs exactly; in training it also runs ``f_θ`` once per modality (image side
+  first), as the release does, so text and visual prompts see independent dropout masks.
+  ``paper`` runs ``f_θ`` once per step: one joint draw, the point of a unified prompt.
 
 Deliberate deviations: ``visual_prompt="deep"`` is an ablation not in the paper (n_v prompts per
 prompted layer, all produced by ``f_θ``, replaced layer by layer as in VPT-deep); class text
@@ -121,7 +123,13 @@ class UPT(PromptMethod):
         self.prompt.build(self.classnames)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        text_ctx, visual = self.net()  # one pass: both modalities see the same dropout draw
+        if self.training and self.config.token_mixing == "reference":
+            # The release runs the prompt network once per modality, image side first: in training
+            # the two get independent dropout masks (in eval mode both calls give the same output).
+            visual = self.net()[1]
+            text_ctx = self.net()[0]
+        else:
+            text_ctx, visual = self.net()  # one pass: both modalities see the same dropout draw
         img = self.encode_image(images, visual)
         txt = self._text_cache if self._text_cache is not None else self._encode_text(text_ctx)
         return self.logits(img, txt)

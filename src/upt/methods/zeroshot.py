@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from upt.errors import UptError
-from upt.methods.base import PromptMethod, register
+from upt.methods.base import PromptMethod, full_precision, register
 from upt.methods.text_prompt import ENSEMBLE_TEMPLATES, zeroshot_classifier
 
 TEMPLATE_CHOICES = ("dataset", "ensemble", "dataset+ensemble")
@@ -18,8 +18,10 @@ TEMPLATE_CHOICES = ("dataset", "ensemble", "dataset+ensemble")
 
 @dataclass
 class ZeroShotConfig:
-    """``templates``: ``dataset`` (the dataset's own template), ``ensemble`` (CLIP's seven
-    ImageNet templates) or ``dataset+ensemble``."""
+    """``templates``: ``dataset`` (the dataset's own template; CoOp's ``ZeroshotCLIP``),
+    ``ensemble`` (CLIP's seven ImageNet templates) or ``dataset+ensemble`` (CoOp's
+    ``ZeroshotCLIP2``: the seven plus the dataset's own, except on ImageNet, where the seven were
+    selected and the dataset template is left out)."""
 
     templates: Literal["dataset", "ensemble", "dataset+ensemble"] = "dataset"
 
@@ -28,13 +30,13 @@ class ZeroShotConfig:
             raise UptError(f"Unknown templates '{self.templates}'; choose one of {', '.join(TEMPLATE_CHOICES)}.")
 
 
-def resolve_templates(choice: str, dataset_template: str) -> list[str]:
-    out = []
-    if "dataset" in choice:
-        out.append(dataset_template)
-    if "ensemble" in choice:
-        out.extend(ENSEMBLE_TEMPLATES)
-    return out
+def resolve_templates(choice: str, dataset_template: str, ensemble_with_template: bool = True) -> list[str]:
+    """The templates averaged for ``choice`` (``ensemble_with_template``: the dataset's rule)."""
+    if choice == "dataset":
+        return [dataset_template]
+    if choice == "ensemble" or not ensemble_with_template:
+        return list(ENSEMBLE_TEMPLATES)
+    return [*ENSEMBLE_TEMPLATES, dataset_template]  # ZeroshotCLIP2's order
 
 
 @register
@@ -50,12 +52,13 @@ class ZeroShot(PromptMethod):
         self.set_classnames(classnames)
 
     def build_class_buffers(self) -> None:
-        templates = resolve_templates(self.config.templates, self.template)
-        self.register_buffer(
-            "text_features", zeroshot_classifier(self.backbone, self.classnames, templates), persistent=False
-        )
+        self.register_buffer("text_features", None, persistent=False)  # computed on first use
 
     def encode_text(self):
+        if self.text_features is None:
+            templates = resolve_templates(self.config.templates, self.template, self.ensemble_with_template)
+            with full_precision(self.backbone.logit_scale):
+                self.text_features = zeroshot_classifier(self.backbone, self.classnames, templates)
         return self.text_features
 
     @classmethod

@@ -265,7 +265,11 @@ def eval_run(run_dir: str | Path, dataset: str | None = None, data_root: str | N
         names, template = splits.classnames, splits.template
     method.set_classnames(names, template, splits.ensemble_with_template)
     method.configure_compute(**dataclasses.asdict(cfg.compute))
-    precision = resolve_precision(cfg.precision, method.backbone.device)
+    try:
+        precision = resolve_precision(cfg.precision, method.backbone.device)
+    except UptError as exc:  # e.g. a GPU run's fp16 evaluated on a CPU
+        precision = resolve_precision("auto", method.backbone.device)
+        log.warning("%s Evaluating in %s instead.", exc, precision.name)
     precision.prepare(method.backbone, method)
     with _bar(len(splits.test), "eval") as bar:
         metrics = evaluate(method, eval_loader(splits.test, method.backbone.preprocess, cfg), names, precision, bar)

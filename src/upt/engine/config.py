@@ -209,15 +209,9 @@ def load_yaml(path: str | Path, what: str = "Config file",
     return data
 
 
-def method_defaults(method: str) -> dict:
-    """The method's own settings (e.g. CoCoOp: batch 1, 10 epochs), with per-protocol sections."""
-    packaged = resources.files("upt") / "configs" / "methods" / f"{method}.yaml"
-    return yaml.safe_load(packaged.read_text()) or {} if packaged.is_file() else {}
-
-
-def protocol_defaults(protocol: str) -> dict:
-    """The protocol's packaged preset (``configs/protocols``), or nothing for a free label."""
-    packaged = resources.files("upt") / "configs" / "protocols" / f"{protocol}.yaml"
+def packaged_preset(name: str) -> dict:
+    """A packaged preset by name (``methods/cocoop``, ``protocols/dg``), or nothing when none exists."""
+    packaged = resources.files("upt") / "configs" / f"{name}.yaml"
     return yaml.safe_load(packaged.read_text()) or {} if packaged.is_file() else {}
 
 
@@ -243,7 +237,7 @@ def resolve(base: dict, presets: list[str] = (), overrides: list[str] = ()) -> R
     protocol = top.get("protocol", RunConfig.protocol)
     method = top.get("method", RunConfig.method)
     merged: dict = {}
-    for layer in [protocol_defaults(protocol), method_defaults(method), *layers]:
+    for layer in [packaged_preset(f"protocols/{protocol}"), packaged_preset(f"methods/{method}"), *layers]:
         merged = merge(merged, for_protocol(layer, protocol))
     return from_dict(merged)
 

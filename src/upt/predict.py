@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from upt.data.base import is_image, list_images
+from upt.data.base import is_image
+from upt.data.walk import list_images
 from upt.errors import UptError
 
 

@@ -35,7 +35,7 @@ from upt.data.fewshot import (
     subset_classes,
 )
 from upt.data.images import ImageReadError, load_image, verify_images
-from upt.data.readers import load_dataset
+from upt.data.readers import canonical_dataset, load_dataset
 from upt.data.shapes import SHAPES, make_shapes
 
 _LAZY = {"ImageDataset": "upt.data.dataset", "build_transform": "upt.data.transforms",
@@ -61,6 +61,7 @@ __all__ = [
     "Sample",
     "base_new_split",
     "build_transform",
+    "canonical_dataset",
     "check_dataset",
     "clean_classname",
     "fewshot_from_manifest",

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Literal, NamedTuple
 
 from upt.errors import UptError
@@ -94,24 +94,6 @@ def is_image(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def list_images(folder: str | Path) -> list[str]:
-    """Image files under ``folder`` (recursively), as sorted paths relative to it."""
-    folder = str(folder)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        rel = os.path.relpath(dirpath, folder)
-        for f in filenames:
-            if is_image(f):
-                found.append(f if rel == "." else os.path.join(rel, f))
-    return sorted(found)
-
-
-def list_subdirs(folder: str | Path) -> list[str]:
-    """Visible sub-folder names of ``folder``, sorted (Python's case-sensitive order, as CoOp)."""
-    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
-
-
 def stable_rank(names: Iterable[str]) -> list[str]:
     """Order names by the SHA-256 of each name: a shuffle that is the same on every machine."""
     return sorted(names, key=lambda n: (hashlib.sha256(n.encode("utf-8")).hexdigest(), n))
@@ -158,4 +140,41 @@ def check_labels(splits: DatasetSplits) -> DatasetSplits:
         bad = [x for x in splits.split(s) if not 0 <= x.label < n]
         if bad:
             raise UptError(f"{s} sample {bad[0].path} has label {bad[0].label}, outside 0..{n - 1}.")
+    return splits
+
+
+def _labels_text(labels: Sequence[int]) -> str:
+    return ", ".join(map(str, labels[:-1])) + f" and {labels[-1]}"
+
+
+def warn_degenerate(splits: DatasetSplits) -> DatasetSplits:
+    """Warn loudly about a task that is not what it seems, and go on; return ``splits`` unchanged.
+
+    Three cases: exactly one class (every prediction is right); a class with test images but no
+    training images (training never sees it; test-only datasets have no training images at all and
+    are not flagged); in own folders, class names that are equal once cleaned and lower-cased, as
+    CLIP's tokenizer does (``golden_retriever`` and ``Golden retriever``): their prompts are
+    identical, so the model cannot tell the classes apart. (A catalog dataset's class list is the
+    published one, ImageNet's two "crane"s included, and is not warned about on every read.)
+    """
+    name, classes = splits.name, splits.classnames
+    if len(classes) == 1:
+        logger.warning("Dataset %s has exactly one class ('%s'): every image gets that label, so accuracy is "
+                       "100%% whatever the model does; add images of at least one more class.", name, classes[0])
+    train = Counter(s.label for s in splits.train)
+    starved = sorted({s.label for s in splits.test} - set(train)) if splits.train else []
+    if starved:
+        logger.warning("Dataset %s: %d class(es) have test images but no training images (e.g. '%s', label %d); "
+                       "training never sees them, so their test accuracy measures zero-shot transfer only.",
+                       name, len(starved), classes[starved[0]], starved[0])
+    same: dict[str, list[int]] = {}
+    for label, c in enumerate(classes if name.startswith("folder:") else ()):  # catalog lists are as published
+        same.setdefault(c.casefold(), []).append(label)
+    clashes = [labels for labels in same.values() if len(labels) > 1]
+    if clashes:
+        first = clashes[0]
+        more = f" ({len(clashes) - 1} more such group(s))" if len(clashes) > 1 else ""
+        logger.warning("Dataset %s: labels %s share the name '%s' once cleaned%s, so their prompts are identical "
+                       "and the model cannot tell them apart; rename the folders or classes so names differ.",
+                       name, _labels_text(first), classes[first[0]], more)
     return splits

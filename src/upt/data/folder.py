@@ -8,7 +8,6 @@ a pure function of the file names, and recorded in ``info``.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -20,10 +19,9 @@ from upt.data.base import (
     Sample,
     carve,
     clean_classname,
-    list_images,
-    list_subdirs,
 )
-from upt.data.splitfile import parse_split_entries, raise_if_missing
+from upt.data.splitfile import load_json, parse_split_entries, raise_if_missing, show
+from upt.data.walk import claim_folders, entry_path, list_images, list_subdirs
 from upt.errors import UptError
 
 logger = logging.getLogger(__name__)
@@ -44,13 +42,14 @@ def split_class_folders(
     Returns:
         Class names (sorted folder order, cleaned) and samples per split.
     """
-    classes = [c for c in list_subdirs(image_dir) if c not in ignored]
+    seen: set[str] = set()  # real paths of the folders listed: links never list one twice
+    classes = [c for c in list_subdirs(image_dir, seen=seen) if c not in ignored]
     if not classes:
         raise UptError(f"Folder {image_dir} holds no class sub-folders; it should hold one folder of images per class.")
     out: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     for label, c in enumerate(classes):
         folder = os.path.join(image_dir, c)
-        names = list_images(folder)
+        names = list_images(folder, image_dir, seen)
         if not names:
             raise UptError(f"Class folder {folder} holds no images; add images or remove the folder.")
         for split, part in zip(SPLITS, carve(names, p_val, p_test, f"Class folder {folder}"), strict=True):
@@ -59,16 +58,19 @@ def split_class_folders(
 
 
 def _split_tree(path: str) -> tuple[list[str], dict[str, list[Sample]], list[str]]:
-    present = [s for s in SPLITS if os.path.isdir(os.path.join(path, s))]
-    classes = sorted({c for s in present for c in list_subdirs(os.path.join(path, s))})
+    seen: set[str] = set()  # shared by all splits: a linked test/ or test/<class> never repeats train
+    present = [os.path.basename(p) for p in claim_folders(
+        [os.path.join(path, s) for s in SPLITS if os.path.isdir(os.path.join(path, s))], path, seen)]
+    class_dirs = {s: list_subdirs(os.path.join(path, s), path, seen) for s in present}
+    classes = sorted({c for s in present for c in class_dirs[s]})
     if not classes:
         raise UptError(f"Folder {path} has split folders but no class folders inside them.")
     label = {c: i for i, c in enumerate(classes)}
     files: dict[str, dict[int, list[str]]] = {s: {} for s in SPLITS}
     for s in present:
-        for c in list_subdirs(os.path.join(path, s)):
+        for c in class_dirs[s]:
             folder = os.path.join(path, s, c)
-            names = list_images(folder)
+            names = list_images(folder, path, seen)
             if not names:
                 raise UptError(f"Class folder {folder} holds no images; add images or remove the folder.")
             files[s][label[c]] = [os.path.join(folder, n) for n in names]
@@ -97,9 +99,9 @@ def _carve_missing(files: dict[str, dict[int, list[str]]], missing: list[str], w
     return missing
 
 
-def _rows_from_list(path: str) -> list[tuple[str, object, str | None, str | None]]:
-    """(path, label, split, classname) rows from a .csv or .json list; JSON in CoOp's split format too."""
-    if path.lower().endswith(".csv"):
+def _rows_from_csv(path: str) -> list[tuple[str | None, ...]]:
+    """(path, label, split, classname) rows of a .csv list with a header row."""
+    try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             cols = {c.strip().lower(): c for c in reader.fieldnames or []}
@@ -110,11 +112,19 @@ def _rows_from_list(path: str) -> list[tuple[str, object, str | None, str | None
                 return (row.get(cols[key]) or "").strip() or None if key in cols else None
 
             return [(get(r, "path"), get(r, "label"), get(r, "split"), get(r, "classname")) for r in reader]
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise UptError(f"List file {path} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+    except (csv.Error, UnicodeDecodeError) as exc:
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise UptError(f"List file {path} cannot be read ({reason}); it must be a CSV list of images and labels.") from None
+
+
+def _rows_from_list(path: str) -> list[tuple[str, object, str | None, str | None]]:
+    """(path, label, split, classname) rows from a .csv or .json list; JSON in CoOp's split format too."""
+    if path.lower().endswith(".csv"):
+        return _rows_from_csv(path)
+    try:
+        data = load_json(path)
+    except ValueError as exc:
+        raise UptError(f"List file {path} cannot be read ({exc}); it must be a JSON list of images and labels.") from None
     if isinstance(data, dict):
         entries = parse_split_entries(data, path)
         return [(p, y, s, n) for s in SPLITS for p, y, n in entries[s]]
@@ -127,7 +137,7 @@ def _rows_from_list(path: str) -> list[tuple[str, object, str | None, str | None
         elif isinstance(item, (list, tuple)) and len(item) in (2, 3):
             rows.append((item[0], item[1], item[2] if len(item) == 3 else None, None))
         else:
-            raise UptError(f"List file {path}: entry {i} is {item!r}, expected {{'path', 'label'}} or [path, label].")
+            raise UptError(f"List file {path}: entry {i} is {show(item)}, expected {{'path', 'label'}} or [path, label].")
     return rows
 
 
@@ -138,7 +148,12 @@ def _read_list(path: str, check_files: bool) -> tuple[list[str], dict[str, list[
     base = os.path.dirname(path)
     bad = next((r for r in rows if not isinstance(r[0], str) or r[1] is None or r[1] == ""), None)
     if bad:
-        raise UptError(f"List file {path} has a row without a path or label: {bad[:2]!r}.")
+        raise UptError(f"List file {path} has a row without a path or label: {show(bad[:2])}.")
+    odd = next((r for r in rows if isinstance(r[1], bool) or not isinstance(r[1], (int, str))
+                or not all(v is None or isinstance(v, str) for v in r[2:])), None)
+    if odd:
+        raise UptError(f"List file {path} has a row {show(odd)} whose label is not a number or name, or whose "
+                       "split or classname is not text.")
     is_int = all(isinstance(r[1], int) or (isinstance(r[1], str) and r[1].isdigit()) for r in rows)
     keys = sorted({int(r[1]) for r in rows}) if is_int else sorted({str(r[1]) for r in rows})
     label = {k: i for i, k in enumerate(keys)}
@@ -154,7 +169,7 @@ def _read_list(path: str, check_files: bool) -> tuple[list[str], dict[str, list[
         raise UptError(f"List file {path} has split values {sorted(map(str, splits - set(SPLITS)))}; use train, val or test.")
     files: dict[str, dict[int, list[str]]] = {s: {} for s in SPLITS}
     for p, y, s, _ in rows:
-        full = os.path.join(base, os.path.normpath(p))
+        full = entry_path(base, p, f"List file {path}", allow_absolute=True)
         files[s or "train"].setdefault(label[int(y) if is_int else str(y)], []).append(full)
     if check_files:
         raise_if_missing([Sample(p, 0) for d in files.values() for ps in d.values() for p in ps], path, base, f"folder:{path}")
@@ -162,6 +177,11 @@ def _read_list(path: str, check_files: bool) -> tuple[list[str], dict[str, list[
     carved = _carve_missing(files, missing, {label[k]: f"Class '{classnames[i]}' in {path}" for i, k in enumerate(keys)})
     out = {s: [Sample(p, y) for y in sorted(files[s]) for p in sorted(files[s][y])] for s in SPLITS}
     return classnames, out, carved
+
+
+def own_path(spec: str) -> str:
+    """The absolute path of own data ``folder:PATH`` (``spec`` is PATH; ``~`` expanded)."""
+    return os.path.abspath(os.path.expanduser(spec))
 
 
 def read_own(spec: str, check_files: bool = True) -> DatasetSplits:
@@ -173,9 +193,10 @@ def read_own(spec: str, check_files: bool = True) -> DatasetSplits:
         check_files: Raise when a list file names images that do not exist.
 
     Returns:
-        The splits, with template "a photo of a {}." and how they were made in ``info``.
+        The splits, named ``folder:<absolute path>``, with template "a photo of a {}." and how they
+        were made in ``info``.
     """
-    path = os.path.abspath(os.path.expanduser(spec))
+    path = own_path(spec)
     if os.path.isfile(path):
         if not path.lower().endswith((".csv", ".json")):
             raise UptError(f"Own data file {path} must be a .csv or .json list of images and labels.")
@@ -192,8 +213,8 @@ def read_own(spec: str, check_files: bool = True) -> DatasetSplits:
         raise UptError(f"Own data {path} not found: it should {_WHAT}.")
     parts = [f"{s} ({p:.0%})" for s, p in (("val", P_VAL), ("test", P_TEST)) if s in carved]
     rule = f"{' and '.join(parts)} carved from train per class, chosen by SHA-256 of file names" if carved else "as given"
-    info = {"dataset": f"folder:{spec}", "split_source": source, "official_split": not carved, "split_rule": rule, "dataset_dir": path
+    info = {"dataset": f"folder:{path}", "split_source": source, "official_split": not carved, "split_rule": rule, "dataset_dir": path
             if os.path.isdir(path) else os.path.dirname(path), "generated_splits": carved}
     logger.info("Own data %s: %d classes, split %s.", path, len(classnames), rule)
-    return DatasetSplits(f"folder:{spec}", classnames, DEFAULT_TEMPLATE, samples["train"], samples["val"],
+    return DatasetSplits(f"folder:{path}", classnames, DEFAULT_TEMPLATE, samples["train"], samples["val"],
                          samples["test"], info)

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 from PIL import Image
 
 from upt.data.base import Sample
@@ -22,17 +23,46 @@ _MARKER = "ImageReadError: "
 
 
 class ToRGB:
-    """Convert any PIL image (greyscale, palette, RGBA, CMYK) to RGB."""
+    """Convert any PIL image to 8-bit RGB by its real value range.
+
+    Pillow's own ``convert("RGB")`` clips high-bit-depth greyscale to 0..255, so a 16-bit photo turns
+    all white (and a 0..1 float image all black). Those modes are scaled here instead:
+
+    - ``I;16``, ``I;16B``, ``I;16L``, ``I;16N`` (16-bit PNG/TIFF): 0..65535 -> 0..255 (divide by 257).
+    - ``I`` (32-bit integer): values within 0..65535 are read as 16-bit, as above (how 16-bit files
+      reach this mode); any other range is stretched from the image's own min..max.
+    - ``F`` (32-bit float): 0..1 when all values lie in it, else stretched from the image's own
+      min..max. A constant image outside 0..1 becomes black, and so do NaN pixels.
+
+    Every other mode (1, L, LA, P with or without transparency, RGBA, CMYK, YCbCr, ...) goes through
+    Pillow's conversion; alpha is dropped.
+    """
 
     def __call__(self, image: Image.Image) -> Image.Image:
         if image.mode == "RGB":
             return image
+        if image.mode.startswith("I") or image.mode == "F":
+            return _grey_to_rgb(image)
         if image.mode == "P" and "transparency" in image.info:
             image = image.convert("RGBA")  # convert("RGB") on such palettes warns and can misread alpha
         return image.convert("RGB")
 
     def __repr__(self) -> str:
         return "ToRGB()"
+
+
+def _grey_to_rgb(image: Image.Image) -> Image.Image:
+    """A high-bit-depth greyscale image (modes ``I;16*``, ``I``, ``F``) as 8-bit RGB, see :class:`ToRGB`."""
+    values = np.asarray(image, dtype=np.float32)
+    finite = values[np.isfinite(values)]  # a float image may hold NaN or inf: they do not set the range
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if image.mode == "F" and 0.0 <= lo and hi <= 1.0:
+        lo, hi = 0.0, 1.0
+    elif image.mode != "F" and (image.mode != "I" or (0 <= lo and hi <= 65535)):
+        lo, hi = 0.0, 65535.0
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    grey = np.nan_to_num(np.floor((values - lo) * scale + 0.5), nan=0.0).clip(0, 255).astype(np.uint8)  # half up
+    return Image.fromarray(grey, "L").convert("RGB")
 
 
 _to_rgb = ToRGB()

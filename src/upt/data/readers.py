@@ -18,17 +18,25 @@ from upt.data.base import (
     Sample,
     check_labels,
     clean_classname,
-    list_images,
-    list_subdirs,
+    warn_degenerate,
 )
 from upt.data.catalog import DatasetSpec, get_spec, missing_root_error, resolve_root
 from upt.data.fallback import generated_split
-from upt.data.folder import read_own, split_class_folders
+from upt.data.folder import own_path, read_own, split_class_folders
 from upt.data.splitfile import classnames_from_entries, raise_if_missing, read_split_file, to_samples
+from upt.data.walk import entry_path, list_images, list_subdirs
 from upt.errors import UptError
 
 logger = logging.getLogger(__name__)
 OWN_PREFIX = "folder:"
+
+
+def canonical_dataset(name: str) -> str:
+    """The name to store for a dataset: ``folder:PATH`` with PATH made absolute; catalog names unchanged.
+
+    A run that stores ``folder:rel/path`` cannot be evaluated from another directory; this name can.
+    """
+    return OWN_PREFIX + own_path(name[len(OWN_PREFIX):]) if name.startswith(OWN_PREFIX) else name
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, *, check_files: bool = True) -> DatasetSplits:
@@ -42,17 +50,26 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, check_file
             turns this off to report them instead).
 
     Returns:
-        The splits; ``info`` says where the split came from and whether it is the official one.
+        The splits, named by :func:`canonical_dataset` (``info["dataset"]``; what was typed is
+        ``info["dataset_given"]``); ``info`` says where the split came from and whether it is the
+        official one. Degenerate tasks (one class, a class without training images, two classes with
+        one name) are read with a warning.
 
     Raises:
         UptError: Unknown name, missing folders, malformed or missing split files, missing images.
     """
+    splits = _load(name, root, check_files)
+    splits.info["dataset_given"] = name
+    return warn_degenerate(check_labels(splits))
+
+
+def _load(name: str, root: str | os.PathLike | None, check_files: bool) -> DatasetSplits:
     if name.startswith(OWN_PREFIX):
-        return check_labels(read_own(name[len(OWN_PREFIX):], check_files))
+        return read_own(name[len(OWN_PREFIX):], check_files)
     spec = get_spec(name)
     root = resolve_root(root)
     if spec.reader == "shapes":
-        return check_labels(_read_shapes(spec, root))
+        return _read_shapes(spec, root)
     if not os.path.isdir(root):
         raise missing_root_error(root, spec)
     ddir = spec.dataset_dir(root)
@@ -63,7 +80,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, check_file
     splits.info = {"dataset": name, "dataset_dir": ddir, "official_split": True, **splits.info}
     splits.ensemble_with_template = spec.ensemble_with_template
     logger.info("Read %s from %s: %d classes, %s.", name, ddir, splits.num_classes, splits.counts())
-    return check_labels(splits)
+    return splits
 
 
 def _image_dir(spec: DatasetSpec, ddir: str) -> str:
@@ -88,7 +105,7 @@ def _read_split_json(spec: DatasetSpec, ddir: str, check_files: bool) -> Dataset
         return _make(spec, classnames, samples["train"], samples["val"], samples["test"], image_dir=image_dir, **info)
     entries = read_split_file(split_path)
     classnames = classnames_from_entries(entries, split_path, spec.rename_map)
-    samples = {s: to_samples(entries[s], image_dir) for s in entries}
+    samples = {s: to_samples(entries[s], image_dir, split_path) for s in entries}
     if check_files:
         raise_if_missing([x for v in samples.values() for x in v], split_path, image_dir, spec.name)
     return _make(spec, classnames, samples["train"], samples["val"], samples["test"],
@@ -107,7 +124,7 @@ def _read_fgvc(spec: DatasetSpec, ddir: str, check_files: bool) -> DatasetSplits
             image, _, variant = line.partition(" ")
             if variant not in index:
                 raise UptError(f"{path} line {n} names variant '{variant}', which variants.txt does not list.")
-            samples.append(Sample(os.path.join(image_dir, image + ".jpg"), index[variant]))
+            samples.append(Sample(entry_path(image_dir, image + ".jpg", f"Split file {path} (line {n})"), index[variant]))
         if check_files:
             raise_if_missing(samples, path, image_dir, spec.name)
         splits[split] = samples
@@ -133,13 +150,15 @@ def read_classnames(path: str) -> dict[str, str]:
     return names
 
 
-def _wnid_samples(folder: str, label_of: dict[str, int], listing: str) -> list[Sample]:
+def _wnid_samples(folder: str, wnids: list[str], label_of: dict[str, int], listing: str, root: str,
+                  seen: set[str]) -> list[Sample]:
+    """Samples of the class folders ``wnids`` of ``folder``; ``seen`` (shared) lists every folder once."""
     samples = []
-    for wnid in list_subdirs(folder):
+    for wnid in wnids:
         if wnid not in label_of:
             raise UptError(f"Folder {os.path.join(folder, wnid)} is not a class listed in {listing}.")
         class_dir = os.path.join(folder, wnid)
-        images = list_images(class_dir)
+        images = list_images(class_dir, root, seen)
         if not images:
             raise UptError(f"Class folder {class_dir} holds no images; add images or remove the folder.")
         samples += [Sample(os.path.join(class_dir, n), label_of[wnid]) for n in images]
@@ -159,13 +178,16 @@ def _read_imagenet(spec: DatasetSpec, ddir: str, check_files: bool) -> DatasetSp
     wnids = sorted(names)  # CoOp: labels follow sorted wnid order
     label_of = {w: i for i, w in enumerate(wnids)}
     image_dir = _image_dir(spec, ddir)
-    parts = {}
+    seen: set[str] = set()  # shared: a val class folder linked to a train one is skipped, not read twice
+    folders = {}
     for split in ("train", "val"):
         folder = os.path.join(image_dir, split)
         if not os.path.isdir(folder):
             raise UptError(f"Folder {folder} not found: it should hold one folder per wnid with ImageNet's {split} images.")
         _warn_absent(spec.name, folder, wnids)
-        parts[split] = _wnid_samples(folder, label_of, listing)
+        folders[split] = list_subdirs(folder, image_dir, seen)
+    parts = {split: _wnid_samples(os.path.join(image_dir, split), found, label_of, listing, image_dir, seen)
+             for split, found in folders.items()}
     test = parts["val"]
     return _make(spec, [names[w] for w in wnids], parts["train"], list(test), test,
                  split_source="images/train, images/val (val is test, as in CoOp)", val_is_test=True)
@@ -183,7 +205,9 @@ def _read_wnid_folders(spec: DatasetSpec, ddir: str, check_files: bool) -> Datas
     else:  # ImageNet-Sketch: ImageNet's label space, so prompts trained on ImageNet line up
         wnids = sorted(names)
         _warn_absent(spec.name, image_dir, wnids)
-    test = _wnid_samples(image_dir, {w: i for i, w in enumerate(wnids)}, listing)
+    seen: set[str] = set()
+    test = _wnid_samples(image_dir, list_subdirs(image_dir, seen=seen), {w: i for i, w in enumerate(wnids)},
+                         listing, image_dir, seen)
     return _make(spec, [names[w] for w in wnids], [], [], test, split_source=spec.image_dir, test_only=True)
 
 
@@ -191,11 +215,12 @@ def _read_imagenetv2(spec: DatasetSpec, ddir: str, check_files: bool) -> Dataset
     listing = os.path.join(ddir, "classnames.txt")
     names = list(read_classnames(listing).values())  # file order, as CoOp
     image_dir = _image_dir(spec, ddir)
-    folders = list_subdirs(image_dir)
+    seen: set[str] = set()
+    folders = list_subdirs(image_dir, seen=seen)
     bad = [f for f in folders if not f.isdigit() or int(f) >= len(names)]
     if bad:
         raise UptError(f"Folder {os.path.join(image_dir, bad[0])} is not a class index 0..{len(names) - 1}.")
-    test = _wnid_samples(image_dir, {f: int(f) for f in folders}, listing)
+    test = _wnid_samples(image_dir, folders, {f: int(f) for f in folders}, listing, image_dir, seen)
     test.sort(key=lambda s: (s.label, s.path))
     return _make(spec, names, [], [], test, split_source=spec.image_dir, test_only=True)
 

@@ -8,12 +8,41 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 from collections.abc import Iterable, Mapping
 
 from upt.data.base import SPLITS, Sample, clean_classname
+from upt.data.walk import entry_path
 from upt.errors import UptError
 
 Entry = tuple[str, int, str]
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 3, 120, 120, 4, 4
+TOO_DEEP = "nested too deeply to be a list of images"
+
+
+def show(value: object) -> str:
+    """A short ``repr`` for error messages: bounded in length and depth, whatever the file held."""
+    return _REPR.repr(value)
+
+
+def load_json(path: str) -> object:
+    """Decode a JSON file.
+
+    Raises:
+        ValueError: Not JSON, not UTF-8, or nested too deeply (``TOO_DEEP``); the message says which.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except RecursionError:  # json recurses once per nesting level: [[[[...]]]] would end in a traceback
+        raise ValueError(TOO_DEEP) from None
 
 
 def _malformed(path: str, detail: str) -> UptError:
@@ -41,7 +70,7 @@ def parse_split_entries(data: object, path: str) -> dict[str, list[Entry]]:
             ok = isinstance(item, (list, tuple)) and len(item) == 3 and isinstance(item[0], str)
             label = _label(item[1]) if ok else None
             if label is None or label < 0 or not isinstance(item[2], str):
-                raise _malformed(path, f"{split} entry {i} is {item!r}, expected [relative_path, label, classname]")
+                raise _malformed(path, f"{split} entry {i} is {show(item)}, expected [relative_path, label, classname]")
             entries.append((item[0], label, item[2]))
         out[split] = entries
     return out
@@ -50,12 +79,9 @@ def parse_split_entries(data: object, path: str) -> dict[str, list[Entry]]:
 def read_split_file(path: str) -> dict[str, list[Entry]]:
     """Read and validate a CoOp split JSON file."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise _malformed(path, f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    except UnicodeDecodeError:
-        raise _malformed(path, "not UTF-8 text") from None
+        data = load_json(path)
+    except ValueError as exc:
+        raise _malformed(path, str(exc)) from None
     return parse_split_entries(data, path)
 
 
@@ -81,9 +107,14 @@ def classnames_from_entries(
     return [clean_classname(names[i], renames) for i in range(len(names))]
 
 
-def to_samples(entries: Iterable[Entry], image_dir: str) -> list[Sample]:
-    """Turn split entries into samples with absolute paths under ``image_dir``."""
-    return [Sample(os.path.join(image_dir, os.path.normpath(p)), label) for p, label, _ in entries]
+def to_samples(entries: Iterable[Entry], image_dir: str, source: str) -> list[Sample]:
+    """Turn split entries into samples with absolute paths under ``image_dir``.
+
+    Raises:
+        UptError: An entry is absolute or leaves ``image_dir`` (``source`` names the split file).
+    """
+    where = f"Split file {source}"
+    return [Sample(entry_path(image_dir, p, where), label) for p, label, _ in entries]
 
 
 def find_missing(paths: Iterable[str]) -> list[str]:

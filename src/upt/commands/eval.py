@@ -15,13 +15,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--backbone", help="refuse to run unless the run was trained on this backbone")
     p.add_argument("--pretrained", help="refuse to run unless the run was trained with these weights")
+    p.add_argument("--out", metavar="FILE",
+                   help="write the evaluation record to FILE instead of RUN/eval/ (e.g. for a read-only run folder)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from upt.engine import eval_run
 
-    r = eval_run(args.run, args.dataset, args.data_root, args.classes, args.device, args.backbone, args.pretrained)
+    r = eval_run(args.run, args.dataset, args.data_root, args.classes, args.device, args.backbone, args.pretrained,
+                 out=args.out)
     print(json.dumps({"run": args.run, "dataset": r["eval_dataset"], "classes": r["classes"],
                       "accuracy": round(r["accuracy"], 2), "macro_f1": round(r["macro_f1"], 2),
                       "n_images": r["n_images"]}))

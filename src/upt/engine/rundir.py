@@ -18,16 +18,22 @@ from upt.engine.checkpoint import (
     META_FILE,
     PROMPT_FILE,
     RESUME_DIR,
+    check_writable,
     load_tensors,
+    one_line,
+    os_reason,
     read_json,
+    value_kind,
     versions,
 )
 from upt.errors import UptError
 
 log = logging.getLogger(__name__)
 RUN_FILES = (PROMPT_FILE, META_FILE, "config.yaml", "results.json", "log.txt", "metrics.jsonl", RESUME_DIR, "eval")
-# A folder holds a run once training has started (a run that failed earlier leaves only its log).
-RUN_MARKERS = (PROMPT_FILE, META_FILE, "results.json", RESUME_DIR)
+# A folder holds a run once training has produced something: a checkpoint, trained tensors or
+# results. A run that failed before its first checkpoint (leaving upt.json, config.yaml and its log)
+# does not block the same command from running again.
+RUN_MARKERS = (PROMPT_FILE, "results.json", RESUME_DIR)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,19 +97,12 @@ def write_config(out: Path, cfg) -> None:
 
 
 def require_run_dir(run_dir: str | Path) -> Path:
+    """``run_dir`` as a Path, or one UptError when it is missing or not a folder."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise UptError(f"Run folder {run_dir} does not exist.")
+        problem = "is a file, not a folder" if run_dir.exists() else "does not exist"
+        raise UptError(f"Run folder {run_dir} {problem}; pass the folder written by upt train.")
     return run_dir
-
-
-def read_config(run_dir: Path):
-    from upt.engine.config import from_dict
-
-    path = require_run_dir(run_dir) / "config.yaml"
-    if not path.exists():
-        raise UptError(f"{path} is missing; is {run_dir} a upt run folder?")
-    return from_dict(yaml.safe_load(path.read_text()))
 
 
 def load_run(run_dir: str | Path, device: str = "auto", backbone: str | None = None,
@@ -117,13 +116,13 @@ def load_run(run_dir: str | Path, device: str = "auto", backbone: str | None = N
 
     Returns:
         (method, meta): the method in eval mode and the content of ``upt.json``.
-    """
-    from upt.backbone import load_backbone
-    from upt.backbone.load import model_config
-    from upt.methods import build_method
 
+    Raises:
+        UptError: one sentence naming the file, for a damaged or foreign ``upt.json`` or
+            ``prompt.safetensors``, or tensors that do not fit the method it describes.
+    """
     run_dir = require_run_dir(run_dir)
-    meta = read_json(run_dir / META_FILE)
+    meta = read_meta(run_dir)
     need = meta["backbone"]
     if (backbone and backbone != need["name"]) or (pretrained and pretrained != need["pretrained"]):
         raise UptError(
@@ -131,15 +130,126 @@ def load_run(run_dir: str | Path, device: str = "auto", backbone: str | None = N
             f"cannot be used with {backbone or need['name']} (pretrained {pretrained or need['pretrained'] or 'none'}). "
             f"Use --backbone {need['name']}" + (f" --pretrained {need['pretrained']}." if need["pretrained"] else ".")
         )
-    # Runs recorded before the activation was stored were built with the model config's own.
-    quick_gelu = need.get("quick_gelu", model_config(need["name"]).get("quick_gelu", False))
-    bb = load_backbone(need["name"], need["pretrained"], resolve_device(device), quick_gelu=quick_gelu)
+    bb = _load_recorded_backbone(need, run_dir / META_FILE, resolve_device(device))
     check_same_backbone(need, bb, run_dir)
-    method = build_method(meta["method"], bb, meta["classnames"], meta["template"], meta["method_config"],
-                          meta.get("ensemble_with_template", True))
-    method.load_trainable_state_dict(load_tensors(run_dir / PROMPT_FILE, bb.device))
+    method = _build_recorded_method(meta, bb, run_dir)
     method.eval()
     return method, meta
+
+
+# What load_run reads from upt.json, and the JSON type each entry must have.
+META_ENTRIES = {"method": str, "method_config": dict, "backbone": dict, "classnames": list, "template": str}
+
+
+def read_meta(run_dir: Path) -> dict:
+    """``upt.json`` of a run, checked to hold what :func:`load_run` needs; a problem names the file."""
+    path = run_dir / META_FILE
+    meta = read_json(path)
+    fix = "the file is damaged: restore it or train the run again."
+    if not isinstance(meta, dict):
+        raise UptError(f"{path} holds {value_kind(meta)} at top level, not the mapping upt writes; {fix}")
+    for key, kind in META_ENTRIES.items():
+        if key not in meta:
+            raise UptError(f"{path} has no '{key}' entry; {fix}")
+        if not isinstance(meta[key], kind):
+            raise UptError(f"{path} holds {value_kind(meta[key])} as '{key}', not {value_kind(kind())}; {fix}")
+    names, need = meta["classnames"], meta["backbone"]
+    if not names or not all(isinstance(c, str) and c.strip() for c in names):
+        raise UptError(f"{path} lists no class names, or one that is not a non-empty string; {fix}")
+    if not isinstance(need.get("name"), str) or not isinstance(need.get("pretrained", ...), str | None):
+        raise UptError(f"{path} records no backbone 'name' and 'pretrained' (text, or null for none); {fix}")
+    for entries, key in ((need, "quick_gelu"), (meta, "ensemble_with_template")):  # both optional
+        if not isinstance(entries.get(key, True), bool):
+            raise UptError(f"{path} holds {value_kind(entries[key])} as '{key}', not true or false; {fix}")
+    return meta
+
+
+def _load_recorded_backbone(need: dict, meta_path: Path, device: torch.device):
+    """The backbone ``upt.json`` records, or one UptError naming the file when it cannot be built."""
+    from upt.backbone import load_backbone
+    from upt.backbone.load import model_config
+
+    try:
+        # Runs recorded before the activation was stored were built with the model config's own.
+        quick_gelu = need.get("quick_gelu", model_config(need["name"]).get("quick_gelu", False))
+        return load_backbone(need["name"], need["pretrained"], device, quick_gelu=quick_gelu)
+    except UptError as exc:
+        raise UptError(f"The backbone recorded in {meta_path} cannot be loaded: {exc}") from exc
+
+
+def _build_recorded_method(meta: dict, bb, run_dir: Path):
+    """The method ``upt.json`` describes with the tensors of ``prompt.safetensors``; problems name the file."""
+    from upt.methods import build_method
+
+    meta_path, prompt_path = run_dir / META_FILE, run_dir / PROMPT_FILE
+    try:
+        method = build_method(meta["method"], bb, meta["classnames"], meta["template"], meta["method_config"],
+                              meta.get("ensemble_with_template", True))
+    except UptError as exc:
+        raise UptError(f"{meta_path} describes a method this version cannot build: {exc}") from exc
+    tensors = load_tensors(prompt_path, bb.device)
+    try:
+        method.load_trainable_state_dict(tensors)
+    except UptError as exc:
+        raise UptError(f"{prompt_path} does not fit the method {meta_path} describes: {exc}") from exc
+    return method
+
+
+def read_run_config(run_dir: Path):
+    """``config.yaml`` of a run as a RunConfig; a damaged or foreign file is one UptError naming it."""
+    from upt.engine.config import from_dict
+
+    run_dir = require_run_dir(run_dir)
+    path = run_dir / "config.yaml"
+    values = read_yaml_mapping(path, f"is {run_dir} a upt run folder?")
+    try:
+        return from_dict(values)
+    except UptError as exc:
+        raise UptError(f"{path} is not a valid run config: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise UptError(f"{path} is not a valid run config ({one_line(str(exc))}).") from exc
+
+
+def read_yaml_mapping(path: Path, missing_hint: str) -> dict:
+    """Parse a YAML file that must hold a mapping; every problem is one UptError naming the file."""
+    fix = "the file is damaged: restore it or train the run again."
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UptError(f"{path} is missing; {missing_hint}") from exc
+    except OSError as exc:
+        raise UptError(f"{path} cannot be read ({os_reason(exc)}).") from exc
+    except UnicodeDecodeError as exc:
+        raise UptError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); {fix}") from exc
+    except yaml.YAMLError as exc:
+        raise UptError(f"{path} is not valid YAML ({_yaml_problem(exc)}); {fix}") from exc
+    except RecursionError as exc:
+        raise UptError(f"{path} nests its YAML too deeply to read; {fix}") from exc
+    if not isinstance(values, dict):
+        raise UptError(f"{path} holds {value_kind(values)}, not a mapping of settings; {fix}")
+    return values
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: the problem and where it is."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        return one_line(exc.problem) + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark else "")
+    return one_line(str(exc))
+
+
+def eval_record_path(run_dir: Path, dataset: str, classes: str, out: str | Path | None) -> Path:
+    """Where an evaluation record goes (``out``, else ``RUN/eval/<dataset>-<classes>.json``), checked
+    writable before anything is evaluated."""
+    if out is not None:
+        path = Path(out)
+        if path.is_dir():
+            raise UptError(f"--out {path} is a folder; give the name of the file to write the evaluation record to.")
+        check_writable(path, "choose another --out FILE.")
+        return path
+    path = run_dir / "eval" / f"{dataset.replace(':', '_').replace('/', '_')}-{classes}.json"
+    check_writable(path, "pass --out FILE to write the evaluation record elsewhere.")
+    return path
 
 
 def check_same_backbone(recorded: dict, backbone, run_dir: Path) -> None:

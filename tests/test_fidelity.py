@@ -86,7 +86,9 @@ def test_a_pretrained_tag_builds_the_activation_its_weights_were_trained_with(mo
     assert torch.equal(mlp.gelu(x), want)
 
 
-def test_run_records_its_activation_and_resume_refuses_another(tmp_path, flowers, capsys):
+def test_run_records_its_activation_loads_it_and_resume_refuses_another(tmp_path, flowers, capsys):
+    from upt.engine.rundir import load_run
+
     run = tmp_path / "run"
     assert _train(run, flowers, "coop") == 0
     meta = json.loads((run / "upt.json").read_text())
@@ -94,7 +96,22 @@ def test_run_records_its_activation_and_resume_refuses_another(tmp_path, flowers
     assert yaml.safe_load((run / "config.yaml").read_text())["quick_gelu"] is True
     capsys.readouterr()
     assert _train(run, flowers, "coop", "--resume", "--set", "quick_gelu=false") == 2
-    assert "trained on tiny with QuickGELU activations but the backbone loaded here uses GELU" in capsys.readouterr().err
+    assert "holds a different run (quick_gelu: True -> False)" in capsys.readouterr().err
+    assert load_run(run, "cpu")[0].backbone.quick_gelu is True
+    meta["backbone"]["quick_gelu"] = False  # a run trained with GELU is rebuilt with GELU
+    (run / "upt.json").write_text(json.dumps(meta))
+    assert load_run(run, "cpu")[0].backbone.quick_gelu is False
+    del meta["backbone"]["quick_gelu"]  # recorded before the activation was: the model config's own
+    (run / "upt.json").write_text(json.dumps(meta))
+    assert load_run(run, "cpu")[0].backbone.quick_gelu is True
+
+
+def test_a_backbone_with_another_activation_is_refused(tiny, tmp_path):
+    from upt.engine.rundir import check_same_backbone
+
+    recorded = {**tiny.describe(), "quick_gelu": False}
+    with pytest.raises(UptError, match="with GELU activations but the backbone loaded here uses QuickGELU"):
+        check_same_backbone(recorded, tiny, tmp_path)
 
 
 # --- 2. Learning-rate schedule -----------------------------------------------------------------

@@ -22,6 +22,7 @@ import yaml
 
 from upt.engine.precision import PRECISIONS
 from upt.errors import UptError
+from upt.fields import typed_fields
 
 CLASS_CHOICES = ("all", "base", "new")
 
@@ -48,6 +49,11 @@ class OptimConfig:
             raise UptError(f"lr and batch_size must be positive (got lr={self.lr}, batch_size={self.batch_size}).")
         if self.epochs is not None and self.epochs <= 0:
             raise UptError(f"epochs must be positive, got {self.epochs}.")
+        if self.warmup_epochs < 0 or self.warmup_lr <= 0 or self.momentum < 0 or self.weight_decay < 0:
+            raise UptError("warmup_epochs, momentum and weight_decay must be >= 0 and warmup_lr > 0 (got "
+                           f"{self.warmup_epochs}, {self.momentum}, {self.weight_decay}, {self.warmup_lr}).")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise UptError(f"max_steps must be positive, got {self.max_steps}.")
 
 
 @dataclass
@@ -70,6 +76,13 @@ class DataConfig:
     cache_short_side: int | None = None
     feature_views: int = 0
 
+    def __post_init__(self):
+        if self.eval_batch_size <= 0 or self.num_workers < 0 or self.feature_views < 0:
+            raise UptError(f"eval_batch_size must be positive and num_workers, feature_views >= 0 (got "
+                           f"{self.eval_batch_size}, {self.num_workers}, {self.feature_views}).")
+        if self.cache_short_side is not None and self.cache_short_side <= 0:
+            raise UptError(f"cache_short_side must be positive, got {self.cache_short_side}.")
+
 
 @dataclass
 class ComputeConfig:
@@ -83,6 +96,10 @@ class ComputeConfig:
     grad_checkpointing: bool = False
     truncate_text: bool = True
     share_prefix: bool = True
+
+    def __post_init__(self):
+        if self.text_chunk_size is not None and self.text_chunk_size <= 0:
+            raise UptError(f"text_chunk_size must be positive, got {self.text_chunk_size}.")
 
 
 @dataclass
@@ -117,6 +134,8 @@ class RunConfig:
             raise UptError(f"devices must be at least 1, got {self.devices}.")
         if self.shots < 0:
             raise UptError(f"shots must be >= 0 (0 uses the whole training split), got {self.shots}.")
+        if not 0 <= self.seed < 2**31:
+            raise UptError(f"seed must be between 0 and {2**31 - 1}, got {self.seed}.")
         # Names and method options are checked now, before any data is read or model built.
         from upt.backbone import check_backbone_name
         from upt.data import get_spec
@@ -162,8 +181,8 @@ def from_dict(values: dict) -> RunConfig:
         wrong = sorted(set(section) - fields)
         if wrong:
             raise UptError(f"Unknown key(s) {wrong} in section '{name}'; known: {sorted(fields)}.")
-        values[name] = cls(**section)
-    return RunConfig(**values)
+        values[name] = cls(**typed_fields(cls, section, f"{name}."))
+    return RunConfig(**typed_fields(RunConfig, values))
 
 
 def merge(base: dict, update: dict) -> dict:
@@ -244,13 +263,15 @@ def resolve(base: dict, presets: list[str] = (), overrides: list[str] = ()) -> R
 
 def fill_defaults(cfg: RunConfig) -> RunConfig:
     """Every default written out: the method's full config, epochs, precision and device, the
-    backbone's activation. Idempotent; what ``--print-config`` prints and ``config.yaml`` holds."""
+    backbone's activation, a ``folder:`` dataset's absolute path. Idempotent; what ``--print-config`` prints and ``config.yaml`` holds."""
     from upt.backbone import default_quick_gelu
+    from upt.data import canonical_dataset
     from upt.engine.precision import resolve_precision
     from upt.engine.rundir import resolve_device
     from upt.methods import get_method_class, make_config
 
     values = cfg.to_dict()
+    values["dataset"] = canonical_dataset(cfg.dataset)  # folder:rel/path -> absolute: evaluable from anywhere
     values["method_config"] = asdict(make_config(get_method_class(cfg.method), cfg.method_config))
     values["optim"]["epochs"] = cfg.epochs()
     device = resolve_device(cfg.device)
@@ -265,3 +286,27 @@ def fill_defaults(cfg: RunConfig) -> RunConfig:
 def config_text(cfg: RunConfig) -> str:
     """The YAML text of a config (``config.yaml``, ``--print-config``)."""
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+# Settings that change what a run costs, not the numbers it produces: they may differ between a
+# run folder and a request to continue it (``--resume``, a sweep re-run).
+SAFE_TO_CHANGE = ("device", "devices", "deterministic", "data_root", "data.num_workers", "data.eval_batch_size",
+                  "data.cache_images", "compute.")
+
+
+def _flat(values: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(stored: dict, requested: dict) -> list[str]:
+    """``key: stored -> requested`` for every setting two resolved configs disagree on, except the
+    cost-only ones (:data:`SAFE_TO_CHANGE`) and keys one of them predates."""
+    a, b = _flat(stored), _flat(requested)
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in sorted(set(a) & set(b))
+            if a[k] != b[k] and not any(k == s or (s.endswith(".") and k.startswith(s)) for s in SAFE_TO_CHANGE)]

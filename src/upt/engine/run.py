@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import resource
@@ -19,9 +20,8 @@ from upt.engine import distributed as dist
 from upt.engine.checkpoint import (
     META_FILE,
     PROMPT_FILE,
-    RESUME_DIR,
+    atomic_write,
     git_revision,
-    load_tensors,
     read_json,
     save_tensors,
     versions,
@@ -33,19 +33,23 @@ from upt.engine.loaders import (
     DETERMINISTIC_TRANSFORMS,
     EpochLoaders,
     FeatureEpochs,
+    check_images,
     encode_all,
     eval_loader,
     image_loader,
 )
 from upt.engine.precision import resolve_precision
+from upt.engine.resume import load_checkpoint, save_checkpoint
 from upt.engine.rundir import (
     append_jsonl,
     attach_log_file,
     check_same_backbone,
     describe_run,
+    eval_record_path,
     load_run,
     prepare_run_dir,
-    read_config,
+    read_run_config,
+    read_yaml_mapping,
     resolve_device,
     write_config,
 )
@@ -82,26 +86,46 @@ def prepare_data(cfg: RunConfig):
 def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, overwrite: bool = False) -> dict:
     """Train ``cfg.method`` and evaluate it on the test split; returns the results written.
 
-    With ``cfg.devices > 1`` (and not already under torchrun) this spawns that many data-parallel
-    processes and returns rank 0's results.
+    Everything that can be checked is checked before the run folder is touched: the config, that
+    ``resume`` continues the same run, the data and its validation and test images (so
+    ``overwrite`` never deletes a run for one that cannot start). With ``cfg.devices > 1`` (and not
+    already under torchrun) this spawns that many data-parallel processes and returns rank 0's results.
     """
     cfg = fill_defaults(cfg)
-    if cfg.devices > 1 and "WORLD_SIZE" not in os.environ:
-        prepare_run_dir(out, resume, overwrite)
-        dist.launch(cfg.devices, _spawned_train, cfg.to_dict(), str(out), resume)
-        return read_json(Path(out) / "results.json")
-    device = dist.init_from_env()
-    if dist.is_main():
-        out = prepare_run_dir(out, resume, overwrite)
-    dist.barrier()
     out = Path(out)
+    if resume:
+        check_same_run(out, cfg)
+    spawn = cfg.devices > 1 and "WORLD_SIZE" not in os.environ
+    device = None if spawn else dist.init_from_env()
+    splits = prepare_data(cfg)
+    if dist.is_main():
+        check_images(splits.val + splits.test, "validation and test")
+        prepare_run_dir(out, resume, overwrite)
+    if spawn:
+        dist.launch(cfg.devices, _spawned_train, cfg.to_dict(), str(out), resume)
+        return read_json(out / "results.json")
+    dist.barrier()
     handler = attach_log_file(out) if dist.is_main() else None
     try:
-        return _train(cfg, out, resume, device)
+        return _train(cfg, out, resume, device, splits)
     finally:
         if handler is not None:
             logging.getLogger("upt").removeHandler(handler)
             handler.close()
+
+
+def check_same_run(out: Path, cfg: RunConfig) -> None:
+    """Refuse ``--resume`` of a run folder trained with other settings, before anything is written."""
+    from upt.engine.config import config_differences
+
+    stored = out / "config.yaml"
+    if not stored.exists():
+        return
+    previous = read_yaml_mapping(stored, "cannot check what run --resume would continue.")
+    diff = config_differences(previous, cfg.to_dict())
+    if diff:
+        raise UptError(f"Run folder {out} holds a different run ({'; '.join(diff)}); --resume continues only the "
+                       "same run: use another --out, or --overwrite to replace it.")
 
 
 def _spawned_train(cfg: dict, out: str, resume: bool) -> None:
@@ -112,13 +136,13 @@ def _spawned_train(cfg: dict, out: str, resume: bool) -> None:
     train_run(from_dict(cfg), out, resume=resume)  # the parent prepared (or cleared) the folder
 
 
-def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device | None) -> dict:
+def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device | None, splits=None) -> dict:
     device = device or resolve_device(cfg.device)
     main = dist.is_main()
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     seed_everything(cfg.seed)
-    splits = prepare_data(cfg)
+    splits = splits if splits is not None else prepare_data(cfg)
     backbone = load_backbone(cfg.backbone, cfg.pretrained, device, quick_gelu=cfg.quick_gelu)
     if resume and (out / META_FILE).exists():
         check_same_backbone(read_json(out / META_FILE)["backbone"], backbone, out)
@@ -201,14 +225,16 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
     main = dist.is_main()
     trainer = Trainer(method, cfg.optim, epochs, precision)
     start_epoch, seconds, images, stats = 0, 0.0, 0, None
-    ckpt = out / RESUME_DIR
-    if resume and (ckpt / "state.json").exists():
-        state = read_json(ckpt / "state.json")
-        tensors = load_tensors(ckpt / "state.safetensors", method.backbone.device)
+    saved = load_checkpoint(out, method.backbone.device) if resume else None
+    metrics_file = out / "metrics.jsonl"
+    if saved is not None:
+        tensors, state = saved
         method.load_trainable_state_dict({k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")})
         trainer.restore(tensors, state["trainer"])
         start_epoch, seconds, images = state["epoch"], state["train_seconds"], state["train_images"]
         stats = state.get("last_epoch")
+        if main:
+            keep_epochs(metrics_file, start_epoch)
         log.info("resumed from the end of epoch %d", start_epoch)
     elif resume:
         log.info("nothing to resume in %s; starting from the beginning", out)
@@ -221,7 +247,6 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
     else:
         batches = EpochLoaders(splits.train, method.backbone.preprocess, cfg)
         forward = dist.wrap(method)
-    metrics_file = out / "metrics.jsonl"
     for epoch in range(start_epoch, epochs):
         if trainer.done():
             break
@@ -233,34 +258,62 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
         images += stats["images"]
         if not main:
             continue
+        trained = method.trainable_state_dict()
+        require_finite(trained, epoch, trainer)
         append_jsonl(metrics_file, stats)
         log.info("epoch %d/%d  loss %.4f  train acc %.1f%%  lr %.2e  %.1f img/s", epoch + 1, epochs, stats["loss"],
                  stats["train_accuracy"], stats["lr"], stats["images"] / max(stats["seconds"], 1e-9))
         opt_tensors, trainer_meta = trainer.state()
-        tensors = {**{f"method.{k}": v for k, v in method.trainable_state_dict().items()}, **opt_tensors}
-        save_tensors(ckpt / "state.safetensors", tensors)
-        write_json(ckpt / "state.json", {"epoch": epoch + 1, "trainer": trainer_meta, "train_seconds": seconds,
-                                         "train_images": images, "last_epoch": stats})
+        save_checkpoint(out, {**{f"method.{k}": v for k, v in trained.items()}, **opt_tensors},
+                        {"epoch": epoch + 1, "trainer": trainer_meta, "train_seconds": seconds,
+                         "train_images": images, "last_epoch": stats})
     return {"epochs": epochs, "steps": trainer.step, "final_loss": stats["loss"] if stats else None,
             "train_seconds": seconds, "train_images": images}
 
 
+def require_finite(tensors: dict[str, torch.Tensor], epoch: int, trainer: Trainer) -> None:
+    """Stop before a checkpoint would store non-finite trained tensors (a finite loss does not
+    guarantee finite parameters); the previous epoch's checkpoint stays."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise UptError(f"The trained tensors became non-finite ({', '.join(bad[:3])}) in epoch {epoch + 1} "
+                       f"(step {trainer.step}); training stopped and the last good checkpoint is kept. "
+                       f"{trainer.advice()}.")
+
+
+def keep_epochs(metrics_file: Path, epochs: int) -> None:
+    """Drop the records of epochs after ``epochs`` (written before a crash, about to run again)."""
+    if not metrics_file.exists():
+        return
+    lines = [line for line in metrics_file.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("epoch", 0) <= epochs]
+    if len(kept) != len(lines):
+        atomic_write(metrics_file, lambda p: p.write_text("".join(f"{line}\n" for line in kept)))
+
+
 def eval_run(run_dir: str | Path, dataset: str | None = None, data_root: str | None = None,
              classes: str | None = None, device: str = "auto", backbone: str | None = None,
-             pretrained: str | None = None, write: bool = True) -> dict:
-    """Evaluate a trained run on its own test split or another dataset's; writes ``eval/*.json``."""
+             pretrained: str | None = None, write: bool = True, out: str | Path | None = None) -> dict:
+    """Evaluate a trained run on its own test split or another dataset's.
+
+    With ``write``, the record goes to ``out`` or else ``RUN/eval/<dataset>-<classes>.json``; that
+    place is checked writable before anything is evaluated (a read-only run folder needs ``out``).
+    """
+
     run_dir = Path(run_dir)
-    cfg = read_config(run_dir)
-    method, meta = load_run(run_dir, device, backbone, pretrained)
+    cfg = read_run_config(run_dir)
     dataset = dataset or cfg.dataset
     classes = classes or cfg.classes
+    record = eval_record_path(run_dir, dataset, classes, out) if write else None
+    method, meta = load_run(run_dir, device, backbone, pretrained)
     splits = load_dataset(dataset, data_root if data_root is not None else cfg.data_root)
     if classes != "all":
         splits = base_new_split(splits, classes)
     if dataset == cfg.dataset and classes == cfg.classes:
         names, template = meta["classnames"], meta["template"]
         if list(splits.classnames) != names:
-            raise UptError(f"The classes of {dataset} here differ from those run {run_dir} was trained on.")
+            raise UptError(f"The classes of {dataset} here differ from those recorded in {run_dir / META_FILE} "
+                           f"({len(splits.classnames)} here, {len(names)} there); restore that file or the dataset.")
     else:
         names, template = splits.classnames, splits.template
     method.set_classnames(names, template, splits.ensemble_with_template)
@@ -274,7 +327,6 @@ def eval_run(run_dir: str | Path, dataset: str | None = None, data_root: str | N
     with _bar(len(splits.test), "eval") as bar:
         metrics = evaluate(method, eval_loader(splits.test, method.backbone.preprocess, cfg), names, precision, bar)
     results = {**_record(cfg, method, dataset, classes, splits, metrics), "run": str(run_dir)}
-    if write:
-        name = f"{dataset.replace(':', '_').replace('/', '_')}-{classes}.json"
-        write_json(run_dir / "eval" / name, results)
+    if record is not None:
+        write_json(record, results)
     return results

@@ -120,11 +120,8 @@ class Trainer:
             else:
                 loss = F.cross_entropy(logits.float(), labels)
             if not _finite_everywhere(loss, world):
-                advice = f"Lower the learning rate (optim.lr={self.optim_cfg.lr})"
-                if self.precision.name != "fp32":
-                    advice += f" or use precision fp32 or bf16 instead of {self.precision.name}"
                 raise UptError(f"The loss became non-finite ({loss.item()} here) at epoch {epoch + 1}, step "
-                               f"{self.step + 1}; training stopped. {advice}.")
+                               f"{self.step + 1}; training stopped. {self.advice()}.")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -147,6 +144,13 @@ class Trainer:
             "images": seen,
             "seconds": seconds,
         }
+
+    def advice(self) -> str:
+        """What to try after a non-finite loss or parameter."""
+        advice = f"Lower the learning rate (optim.lr={self.optim_cfg.lr})"
+        if self.precision.name != "fp32":
+            advice += f" or use precision fp32 or bf16 instead of {self.precision.name}"
+        return advice
 
     def done(self) -> bool:
         return self.optim_cfg.max_steps is not None and self.step >= self.optim_cfg.max_steps

@@ -19,6 +19,7 @@ from torch import nn
 
 from upt.backbone import Backbone
 from upt.errors import UptError, unknown_name
+from upt.fields import typed_fields
 
 REGISTRY: dict[str, type[PromptMethod]] = {}
 
@@ -208,7 +209,9 @@ def make_config(cls: type[PromptMethod], values: dict | Any | None) -> Any:
     bad = sorted(set(values) - names)
     if bad:
         raise UptError(f"Unknown option(s) {bad} for method '{cls.name}'; its options are {sorted(names)}.")
-    return cls.Config(**values)
+    if not isinstance(values, dict):
+        raise UptError(f"method_config must be a mapping of option names to values, got {values!r}.")
+    return cls.Config(**typed_fields(cls.Config, values, "method_config."))
 
 
 def get_method_class(name: str) -> type[PromptMethod]:

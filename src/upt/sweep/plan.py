@@ -7,6 +7,7 @@ is named by its last path component.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ class Job:
         name: the run folder relative to the sweep root.
         run_dir: the run folder.
         identity: fields its ``results.json`` must carry (a folder holding another run is an error).
+        config: the fully resolved run config the cell trains with; an existing run folder whose
+            ``config.yaml`` differs (beyond cost-only settings) is an error naming the keys.
         train_args: ``upt`` arguments of the training run.
         evals: (dataset, classes) pairs evaluated with ``upt eval`` after training.
         device: ``--device`` for the evaluations (None: the default).
@@ -38,6 +41,7 @@ class Job:
     train_args: tuple[str, ...]
     evals: tuple[tuple[str, str], ...] = ()
     device: str | None = None
+    config: dict | None = None
 
     def eval_args(self, dataset: str, classes: str) -> tuple[str, ...]:
         device = ("--device", self.device) if self.device else ()
@@ -53,6 +57,14 @@ class Job:
         if wrong:
             detail = ", ".join(f"{k} {have!r} instead of {want!r}" for k, (have, want) in wrong.items())
             raise UptError(f"Run folder {self.run_dir} holds another run ({detail}); use another sweep root.")
+        stored = _read_yaml(self.run_dir / "config.yaml")
+        if self.config is not None and stored:
+            from upt.engine.config import config_differences
+
+            diff = config_differences(stored, self.config)
+            if diff:
+                raise UptError(f"Run folder {self.run_dir} was trained with other settings ({'; '.join(diff)}); "
+                               "use another sweep root (or remove the folder to retrain it).")
         return True
 
     def evaluated(self, dataset: str, classes: str) -> bool:
@@ -83,6 +95,16 @@ def _read(path: Path) -> dict:
         return {}  # a half-written file counts as absent: the step runs again
 
 
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def dataset_slug(dataset: str) -> str:
     """Folder name of a dataset: the catalog name, or the last component of a ``folder:`` path."""
     if dataset.startswith("folder:"):
@@ -97,7 +119,6 @@ def plan_jobs(grid: Grid, root: str | Path) -> list[Job]:
     slugs = {d: dataset_slug(d) for d in grid.datasets}
     if len(set(slugs.values())) < len(slugs):
         raise UptError(f"Two datasets of the grid would share a run folder name: {slugs}; rename a folder.")
-    weights = {m: _check_config(grid, m, grid.datasets[0]) for m in grid.methods}
     jobs = []
     for dataset in grid.datasets:
         targets = [t for t in grid.targets if t != dataset] if grid.targets else proto.default_targets(dataset)
@@ -108,11 +129,11 @@ def plan_jobs(grid: Grid, root: str | Path) -> list[Job]:
             for shots in grid.shots:
                 for seed in grid.seeds:
                     name = f"{grid.protocol}/{slugs[dataset]}/{method}/{shots}shot/seed{seed}"
-                    identity = {"method": method, "dataset": dataset, "shots": shots, "seed": seed,
-                                "protocol": grid.protocol, "classes": proto.classes, **weights[method]}
-                    jobs.append(Job(name, root / name, identity,
-                                    tuple(_train_args(grid, method, dataset, shots, seed, root / name)),
-                                    tuple(evals), grid.device))
+                    args = tuple(_train_args(grid, method, dataset, shots, seed, root / name))
+                    config = _resolved_config(args)
+                    identity = {k: config[k] for k in ("method", "dataset", "shots", "seed", "protocol", "classes",
+                                                       "backbone", "pretrained")}
+                    jobs.append(Job(name, root / name, identity, args, tuple(evals), grid.device, config))
     return jobs
 
 
@@ -128,15 +149,20 @@ def _train_args(grid: Grid, method: str, dataset: str, shots: int, seed: int, ou
     return args
 
 
-def _check_config(grid: Grid, method: str, dataset: str) -> dict:
-    """Resolve one run config of ``method`` exactly as ``upt train`` will; returns its backbone and weights."""
-    from upt.cli import build_parser
+def _resolved_config(argv: tuple[str, ...]) -> dict:
+    """The fully resolved config ``upt train argv`` will run with (checked before anything runs)."""
     from upt.commands.train import config_from_args
+    from upt.engine.config import fill_defaults
 
-    argv = _train_args(grid, method, dataset, grid.shots[0], grid.seeds[0], Path("."))
     try:
-        args = build_parser().parse_args(argv)
+        args = _parser().parse_args(list(argv))
     except SystemExit:  # argparse has printed what is wrong
         raise UptError(f"The grid gives `upt train` invalid arguments: {' '.join(argv)}") from None
-    cfg = config_from_args(args)
-    return {"backbone": cfg.backbone, "pretrained": cfg.pretrained}
+    return fill_defaults(config_from_args(args)).to_dict()
+
+
+@functools.cache
+def _parser():
+    from upt.cli import build_parser
+
+    return build_parser()

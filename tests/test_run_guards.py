@@ -242,7 +242,7 @@ def test_relative_folder_dataset_is_stored_absolute_and_evaluates_from_elsewhere
     monkeypatch.chdir(tmp_path / "work")
     assert _train(tmp_path / "run", "folder:photos") == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["dataset"] == f"folder:{photos}"
+    assert results["dataset"] == f"folder:{photos}" and results["split_info"]["dataset_given"] == "folder:photos"
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     assert main(["eval", "--run", str(tmp_path / "run")]) == 0

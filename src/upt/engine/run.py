@@ -91,6 +91,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, overwrite: 
     ``overwrite`` never deletes a run for one that cannot start). With ``cfg.devices > 1`` (and not
     already under torchrun) this spawns that many data-parallel processes and returns rank 0's results.
     """
+    given = cfg.dataset  # as typed (a relative folder:), for display; the config stores it resolved
     cfg = fill_defaults(cfg)
     out = Path(out)
     if resume:
@@ -98,6 +99,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, overwrite: 
     spawn = cfg.devices > 1 and "WORLD_SIZE" not in os.environ
     device = None if spawn else dist.init_from_env()
     splits = prepare_data(cfg)
+    splits.info["dataset_given"] = given
     if dist.is_main():
         check_images(splits.val + splits.test, "validation and test")
         prepare_run_dir(out, resume, overwrite)

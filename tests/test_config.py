@@ -16,12 +16,22 @@ PRESETS = sorted(f"{d.name}/{f.name[:-5]}" for d in CONFIGS.iterdir() if d.is_di
 GRIDS = sorted(f"grids/{f.name[:-5]}" for f in (CONFIGS / "grids").iterdir() if f.name.endswith(".yaml"))
 
 
+def _flat(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in values.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_packaged_preset_resolves(preset):
-    cfg = resolve({"backbone": "tiny", "pretrained": None}, [preset])
-    for key, value in load_yaml(preset).items():
-        if not isinstance(value, dict):
-            assert getattr(cfg, key) == value, key
+    """Every value a preset sets, nested sections and each protocol's section included, reaches the config."""
+    data = load_yaml(preset)
+    sections = data.pop("protocols", {})
+    for protocol, section in [(data.get("protocol", "fewshot"), {}), *sections.items()]:
+        cfg = _flat(resolve({"backbone": "tiny", "pretrained": None, "protocol": protocol}, [preset]).to_dict())
+        want = _flat({**data, **{k: {**data.get(k, {}), **v} if isinstance(v, dict) else v for k, v in section.items()}})
+        assert {k: cfg[k] for k in want} == want, protocol
 
 
 @pytest.mark.parametrize("grid", GRIDS)

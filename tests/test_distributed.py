@@ -72,8 +72,7 @@ def test_killed_data_parallel_run_resumes_to_the_same_prompts(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "upt", "train", "--dataset", flowers, *args, "--devices", "2", "--out", str(run)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while not (run / "checkpoint" / "state.safetensors").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (run / "checkpoint" / "state.safetensors").exists() and proc.poll() is None:  # an epoch done, or the run
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks, mid-run
     proc.wait()

@@ -75,8 +75,7 @@ def make_sweep_root(factory) -> dict:
                                     "shots": SHOTS, "seeds": SEEDS, **FAST}))
     proc = subprocess.Popen([sys.executable, "-m", "upt", "sweep", str(grid), "--out", str(root)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while len(list(root.rglob("results.json"))) < 3 and proc.poll() is None and time.monotonic() < deadline:
+    while len(list(root.rglob("results.json"))) < 3 and proc.poll() is None:  # three runs done, or the sweep
         time.sleep(0.05)
     proc.kill()
     proc.wait()
@@ -156,10 +155,10 @@ def test_dry_run_lists_every_step_and_runs_nothing(tmp_path, photos):
         assert main(["sweep", "--protocol", "base2new", "--methods", "coop,zeroshot", "--datasets", flowers,
                      "--seeds", "1,2,3", "--backbone", "tiny", "--out", str(root), "--dry-run"]) == 0
     text = out.getvalue()
-    assert "6 runs (6 todo)" in text
-    assert text.count("upt train ") == 6 and text.count("--classes base") == 6
-    assert text.count("upt eval ") == 6 and text.count("--classes new") == 6
-    assert "base2new/flowers5/zeroshot/16shot/seed3" in text
+    assert "4 runs (4 todo)" in text  # coop x 3 seeds; zero-shot once (it uses no labelled image)
+    assert text.count("upt train ") == 4 and text.count("--classes base") == 4
+    assert text.count("upt eval ") == 4 and text.count("--classes new") == 4
+    assert "base2new/flowers5/zeroshot/0shot/seed1" in text and "zeroshot/16shot" not in text
     assert not root.exists()
 
 
@@ -176,7 +175,7 @@ def test_grid_mistakes_are_caught_before_anything_runs(tmp_path):
         load_grid(None, {"methods": ["coop"], "targets": ["dtd"]})
     grid = load_grid("grids/dg", {"backbone": "tiny", "pretrained": "none"})
     jobs = plan_jobs(grid, tmp_path)
-    assert len(jobs) == 5 * 3 and jobs[0].evals == tuple((t, "all") for t in
+    assert len(jobs) == 4 * 3 + 1 and jobs[0].evals  # zero-shot once, the 4 trained methods x 3 seeds == tuple((t, "all") for t in
                                                           ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"))
     assert "--config protocols/dg" in " ".join(jobs[0].train_args)
 

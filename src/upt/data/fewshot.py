@@ -129,6 +129,10 @@ def base_new_split(splits: DatasetSplits, which: Literal["base", "new", "all"]) 
     if which == "all":
         return splits.replace()
     m = math.ceil(splits.num_classes / 2)
+    if min(m, splits.num_classes - m) < 2:
+        logger.warning("WARNING: %s has %d classes, so base-to-new splits them into %d base and %d new: a half with "
+                       "one class is classified right whatever the model does; use a dataset with 4 or more classes.",
+                       splits.name, splits.num_classes, m, splits.num_classes - m)
     labels = range(m) if which == "base" else range(m, splits.num_classes)
     out = subset_classes(splits, list(labels))
     out.info["classes"] = which

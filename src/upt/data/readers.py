@@ -39,7 +39,8 @@ def canonical_dataset(name: str) -> str:
     return OWN_PREFIX + own_path(name[len(OWN_PREFIX):]) if name.startswith(OWN_PREFIX) else name
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, *, check_files: bool = True) -> DatasetSplits:
+def load_dataset(name: str, root: str | os.PathLike | None = None, *, check_files: bool = True,
+                 train: bool = True) -> DatasetSplits:
     """Read a dataset into train/val/test samples with class names and template.
 
     Args:
@@ -48,6 +49,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, check_file
             Ignored for ``folder:`` data.
         check_files: Raise when a split file lists images that do not exist (``upt data check``
             turns this off to report them instead).
+        train: False when only the evaluation split is needed (zero-shot): ImageNet's
+            ``images/train`` is then neither listed nor required.
 
     Returns:
         The splits, named by :func:`canonical_dataset` (``info["dataset"]``; what was typed is
@@ -58,12 +61,12 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, check_file
     Raises:
         UptError: Unknown name, missing folders, malformed or missing split files, missing images.
     """
-    splits = _load(name, root, check_files)
+    splits = _load(name, root, check_files, train)
     splits.info["dataset_given"] = name
     return warn_degenerate(check_labels(splits))
 
 
-def _load(name: str, root: str | os.PathLike | None, check_files: bool) -> DatasetSplits:
+def _load(name: str, root: str | os.PathLike | None, check_files: bool, train: bool = True) -> DatasetSplits:
     if name.startswith(OWN_PREFIX):
         return read_own(name[len(OWN_PREFIX):], check_files)
     spec = get_spec(name)
@@ -76,7 +79,10 @@ def _load(name: str, root: str | os.PathLike | None, check_files: bool) -> Datas
     if not os.path.isdir(ddir):
         raise UptError(f"Dataset folder {ddir} not found: it should hold {spec.layout}; "
                        f"`upt data info --dataset {name}` shows how to get it.")
-    splits = _READERS[spec.reader](spec, ddir, check_files)
+    if spec.reader == "imagenet":
+        splits = _read_imagenet(spec, ddir, check_files, train)
+    else:
+        splits = _READERS[spec.reader](spec, ddir, check_files)
     splits.info = {"dataset": name, "dataset_dir": ddir, "official_split": True, **splits.info}
     splits.ensemble_with_template = spec.ensemble_with_template
     logger.info("Read %s from %s: %d classes, %s.", name, ddir, splits.num_classes, splits.counts())
@@ -172,7 +178,7 @@ def _warn_absent(name: str, folder: str, wnids: list[str]) -> None:
                        folder, absent[0])
 
 
-def _read_imagenet(spec: DatasetSpec, ddir: str, check_files: bool) -> DatasetSplits:
+def _read_imagenet(spec: DatasetSpec, ddir: str, check_files: bool, train: bool = True) -> DatasetSplits:
     listing = os.path.join(ddir, "classnames.txt")
     names = read_classnames(listing)
     wnids = sorted(names)  # CoOp: labels follow sorted wnid order
@@ -180,7 +186,7 @@ def _read_imagenet(spec: DatasetSpec, ddir: str, check_files: bool) -> DatasetSp
     image_dir = _image_dir(spec, ddir)
     seen: set[str] = set()  # shared: a val class folder linked to a train one is skipped, not read twice
     folders = {}
-    for split in ("train", "val"):
+    for split in ("train", "val") if train else ("val",):
         folder = os.path.join(image_dir, split)
         if not os.path.isdir(folder):
             raise UptError(f"Folder {folder} not found: it should hold one folder per wnid with ImageNet's {split} images.")
@@ -189,7 +195,7 @@ def _read_imagenet(spec: DatasetSpec, ddir: str, check_files: bool) -> DatasetSp
     parts = {split: _wnid_samples(os.path.join(image_dir, split), found, label_of, listing, image_dir, seen)
              for split, found in folders.items()}
     test = parts["val"]
-    return _make(spec, [names[w] for w in wnids], parts["train"], list(test), test,
+    return _make(spec, [names[w] for w in wnids], parts.get("train", []), list(test), test,
                  split_source="images/train, images/val (val is test, as in CoOp)", val_is_test=True)
 
 

@@ -253,9 +253,10 @@ def resolve(base: dict, presets: list[str] = (), overrides: list[str] = ()) -> R
     top: dict = {}
     for layer in layers:
         top = merge(top, {k: v for k, v in layer.items() if k != "protocols"})
-    protocol = top.get("protocol", RunConfig.protocol)
+    # Training on the base classes is the base-to-new protocol unless another is named.
+    protocol = top.get("protocol") or ("base2new" if top.get("classes") == "base" else RunConfig.protocol)
     method = top.get("method", RunConfig.method)
-    merged: dict = {}
+    merged: dict = {"protocol": protocol}
     for layer in [packaged_preset(f"protocols/{protocol}"), packaged_preset(f"methods/{method}"), *layers]:
         merged = merge(merged, for_protocol(layer, protocol))
     return from_dict(merged)
@@ -274,6 +275,8 @@ def fill_defaults(cfg: RunConfig) -> RunConfig:
     values["dataset"] = canonical_dataset(cfg.dataset)  # folder:rel/path -> absolute: evaluable from anywhere
     values["method_config"] = asdict(make_config(get_method_class(cfg.method), cfg.method_config))
     values["optim"]["epochs"] = cfg.epochs()
+    if not get_method_class(cfg.method).needs_training_data:
+        values["shots"] = 0  # zero-shot: no labelled image is used, whatever --shots said
     device = resolve_device(cfg.device)
     if cfg.device == "auto":
         values["device"] = device.type

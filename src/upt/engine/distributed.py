@@ -110,6 +110,11 @@ class GlobalBatchSampler(Sampler[list[int]]):
     def global_size(self, step_in_epoch: int) -> int:
         return min(self.batch_size, self.n - step_in_epoch * self.batch_size)
 
+    @property
+    def images(self) -> int:
+        """Images one epoch trains on (all processes together)."""
+        return min(self.n, len(self) * self.batch_size)
+
 
 class _Entry(torch.nn.Module):
     """Exposes another entry point of a method (e.g. ``logits`` of cached features) as ``forward``."""

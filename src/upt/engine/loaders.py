@@ -83,7 +83,20 @@ def eval_loader(samples, preprocess, cfg) -> DataLoader:
                         cfg.data.eval_batch_size, cfg.data.num_workers)
 
 
-class EpochLoaders:
+class _Epochs:
+    """What the training loop asks of an epoch source, answered by its :class:`GlobalBatchSampler`."""
+
+    sampler: GlobalBatchSampler
+
+    def global_size(self, step: int) -> int:
+        return self.sampler.global_size(step)
+
+    @property
+    def images(self) -> int:
+        return self.sampler.images
+
+
+class EpochLoaders(_Epochs):
     """Training batches of epoch ``e``: order and augmentation depend on (seed, e) only, and each
     process of a data-parallel run gets its slice of the same global batches."""
 
@@ -95,9 +108,6 @@ class EpochLoaders:
         self.generator = torch.Generator()
         self.loader = DataLoader(dataset, batch_sampler=self.sampler, num_workers=_workers(cfg.data.num_workers),
                                  generator=self.generator, pin_memory=torch.cuda.is_available())
-
-    def global_size(self, step: int) -> int:
-        return self.sampler.global_size(step)
 
     def __call__(self, epoch: int):
         seed = epoch_seed(self.cfg.seed, epoch)
@@ -119,7 +129,7 @@ def encode_all(method, loader, precision) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(feats), torch.cat(labels)
 
 
-class FeatureEpochs:
+class FeatureEpochs(_Epochs):
     """Training on pre-computed image features (methods whose image encoder is frozen).
 
     Exact when the training transform is deterministic (one view). With ``data.feature_views``
@@ -138,9 +148,6 @@ class FeatureEpochs:
             torch.manual_seed(epoch_seed(cfg.seed, 10_000 + view))
             self.views.append(encode_all(method, loader, precision))
         self.sampler = GlobalBatchSampler(len(samples), cfg.optim.batch_size)
-
-    def global_size(self, step: int) -> int:
-        return self.sampler.global_size(step)
 
     def __call__(self, epoch: int):
         features, labels = self.views[epoch % len(self.views)]

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from upt.backbone import load_backbone
+from upt.backbone.load import require_reachable_weights
 from upt.data import base_new_split, fewshot_splits, load_dataset
 from upt.engine import distributed as dist
 from upt.engine.checkpoint import (
@@ -39,6 +39,7 @@ from upt.engine.loaders import (
     image_loader,
 )
 from upt.engine.precision import resolve_precision
+from upt.engine.progress import Progress
 from upt.engine.resume import load_checkpoint, save_checkpoint
 from upt.engine.rundir import (
     append_jsonl,
@@ -55,13 +56,9 @@ from upt.engine.rundir import (
 )
 from upt.engine.train import Trainer, seed_everything
 from upt.errors import UptError
-from upt.methods import build_method
+from upt.methods import build_method, get_method_class
 
 log = logging.getLogger(__name__)
-
-
-def _bar(total: int, desc: str) -> tqdm:
-    return tqdm(total=total, desc=desc, unit="img", leave=False, disable=not sys.stderr.isatty())
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -72,13 +69,17 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def prepare_data(cfg: RunConfig):
-    """The run's splits: dataset, few-shot subset of (shots, seed), then base/new classes."""
-    splits = load_dataset(cfg.dataset, cfg.data_root)
-    if cfg.shots > 0:
+    """The run's splits: dataset, few-shot subset of (shots, seed), then base/new classes. A method
+    that uses no labelled images (zero-shot) gets the evaluation split alone."""
+    needs_train = get_method_class(cfg.method).needs_training_data
+    splits = load_dataset(cfg.dataset, cfg.data_root, train=needs_train)
+    if not needs_train:
+        splits = splits.replace(train=[], val=[])
+    elif cfg.shots > 0:
         splits = fewshot_splits(splits, cfg.shots, cfg.seed)
     if cfg.classes != "all":
         splits = base_new_split(splits, cfg.classes)
-    if not splits.train:
+    if needs_train and not splits.train:
         raise UptError(f"Dataset {cfg.dataset} has no training images.")
     return splits
 
@@ -93,6 +94,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, overwrite: 
     """
     given = cfg.dataset  # as typed (a relative folder:), for display; the config stores it resolved
     cfg = fill_defaults(cfg)
+    require_reachable_weights(cfg.backbone, cfg.pretrained)  # offline: fail in seconds, before the data
     out = Path(out)
     if resume:
         check_same_run(out, cfg)
@@ -166,7 +168,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device | None,
     train_stats: dict = {"train_images": 0, "train_seconds": 0.0}
     if method.trains_by_gradient:
         train_stats = _fit_gradient(method, splits, cfg, precision, out, resume)
-    else:
+    elif method.needs_training_data:
         workers, bs = cfg.data.num_workers, cfg.data.eval_batch_size
         start = time.perf_counter()
         train = encode_all(method, image_loader(splits.train, pp, cfg.data.eval_transform, False, bs, workers,
@@ -181,7 +183,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device | None,
         save_tensors(out / PROMPT_FILE, method.trainable_state_dict())
 
     loader = eval_loader(splits.test, pp, cfg)
-    with _bar(len(splits.test), "eval") as bar:
+    with Progress(len(loader.dataset), "eval", enabled=main) as bar:
         metrics = evaluate(method, loader, splits.classnames, precision, bar)
     seconds = train_stats.pop("train_seconds")
     images = train_stats.pop("train_images")
@@ -225,6 +227,10 @@ def _record(cfg: RunConfig, method, eval_dataset: str, classes: str, splits, met
 def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: bool) -> dict:
     epochs = cfg.epochs()
     main = dist.is_main()
+    if epochs <= cfg.optim.warmup_epochs:
+        log.warning("WARNING: all %d epoch(s) are warm-up epochs at the constant lr %g, so the prompts barely move "
+                    "and the run reports about what it started from; train more than optim.warmup_epochs=%d epochs, "
+                    "or set optim.warmup_epochs=0.", epochs, cfg.optim.warmup_lr, cfg.optim.warmup_epochs)
     trainer = Trainer(method, cfg.optim, epochs, precision)
     start_epoch, seconds, images, stats = 0, 0.0, 0, None
     saved = load_checkpoint(out, method.backbone.device) if resume else None
@@ -252,9 +258,9 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
     for epoch in range(start_epoch, epochs):
         if trainer.done():
             break
-        with _bar(len(splits.train), f"epoch {epoch + 1}/{epochs}") as bar:
+        with Progress(batches.images, f"epoch {epoch + 1}/{epochs}", enabled=main) as bar:
             stats = trainer.run_epoch(epoch, batches(epoch), forward,
-                                      on_step=lambda r: bar.update(cfg.optim.batch_size),
+                                      on_step=lambda r: bar.update(r["images"], r["loss"]),
                                       global_size=batches.global_size)
         seconds += stats["seconds"]
         images += stats["images"]
@@ -326,7 +332,7 @@ def eval_run(run_dir: str | Path, dataset: str | None = None, data_root: str | N
         precision = resolve_precision("auto", method.backbone.device)
         log.warning("%s Evaluating in %s instead.", exc, precision.name)
     precision.prepare(method.backbone, method)
-    with _bar(len(splits.test), "eval") as bar:
+    with Progress(len(splits.test), "eval") as bar:
         metrics = evaluate(method, eval_loader(splits.test, method.backbone.preprocess, cfg), names, precision, bar)
     results = {**_record(cfg, method, dataset, classes, splits, metrics), "run": str(run_dir)}
     if record is not None:

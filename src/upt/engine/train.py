@@ -131,8 +131,9 @@ class Trainer:
             total_loss += loss.item() * (n if world == 1 else global_size(i) / world)
             correct += int((logits.argmax(1) == labels).sum())
             seen += n
-            if on_step is not None:
-                on_step({"epoch": epoch + 1, "step": self.step, "loss": loss.item(), "lr": lr})
+            if on_step is not None:  # images: this step's global batch (what the epoch's total counts)
+                on_step({"epoch": epoch + 1, "step": self.step, "lr": lr, "images": n if world == 1 else global_size(i),
+                         "loss": total_loss / seen if world == 1 else loss.item()})  # running mean on one process
             if self.optim_cfg.max_steps is not None and self.step >= self.optim_cfg.max_steps:
                 break
         seconds = time.perf_counter() - start

@@ -46,6 +46,7 @@ class ZeroShot(PromptMethod):
     Config = ZeroShotConfig
     trains_by_gradient = False
     frozen_image_encoder = True
+    needs_training_data = False
 
     def __init__(self, config, backbone, classnames, template="a photo of a {}."):
         super().__init__(config, backbone, classnames, template)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from upt.errors import UptError
+from upt.methods import get_method_class
 from upt.sweep.grid import Grid, flag_args
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,10 @@ def plan_jobs(grid: Grid, root: str | Path) -> list[Job]:
         if proto.eval_classes:
             evals.append((dataset, proto.eval_classes))
         for method in grid.methods:
-            for shots in grid.shots:
-                for seed in grid.seeds:
+            # A method that uses no labelled image (zero-shot) runs once per dataset, recorded as 0 shots.
+            once = not get_method_class(method).needs_training_data
+            for shots in [0] if once else grid.shots:
+                for seed in grid.seeds[:1] if once else grid.seeds:
                     name = f"{grid.protocol}/{slugs[dataset]}/{method}/{shots}shot/seed{seed}"
                     args = tuple(_train_args(grid, method, dataset, shots, seed, root / name))
                     config = _resolved_config(args)

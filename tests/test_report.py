@@ -1,11 +1,13 @@
 """``upt report``: tables equal the statistics recomputed here from the result files, figures are
-valid PNGs, base-to-new and transfer tables follow their protocols, missing cells stay missing."""
+valid PNG, PDF and SVG files, base-to-new and transfer tables follow their protocols, missing cells
+stay missing, and every table names the backbone, weights, precision and data it comes from."""
 
 from __future__ import annotations
 
 import csv
 import json
 import statistics
+import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,18 +19,33 @@ from upt.cli import main
 from upt.report import build_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
+FORMATS = ("pdf", "png", "svg")
 
 
 def write_record(root: Path, protocol: str, method: str, dataset: str, shots: int, seed: int, accuracy: float,
-                 classes: str = "all", eval_dataset: str | None = None) -> None:
-    """A minimal result record: the run's results.json, or an eval/*.json when ``eval_dataset`` is given."""
+                 classes: str = "all", eval_dataset: str | None = None, backbone: str = "ViT-B-16",
+                 pretrained: str | None = "openai", data_dir: str | None = None, precision: str | None = None) -> Path:
+    """A minimal result record: the run's results.json, or an eval/*.json when ``eval_dataset`` is given.
+
+    ``data_dir`` is recorded as ``split_info.dataset_dir`` (the evaluated dataset's folder), as runs do.
+    """
     run = root / protocol / dataset / method / f"{shots}shot" / f"seed{seed}"
     record = {"method": method, "dataset": dataset, "eval_dataset": eval_dataset or dataset, "protocol": protocol,
-              "classes": classes, "shots": shots, "seed": seed, "backbone": "ViT-B-16", "pretrained": "openai",
+              "classes": classes, "shots": shots, "seed": seed, "backbone": backbone, "pretrained": pretrained,
               "accuracy": accuracy, "macro_f1": accuracy}
+    if data_dir is not None:
+        record["split_info"] = {"dataset": eval_dataset or dataset, "dataset_dir": data_dir}
+    if precision is not None:
+        record["precision"] = precision
     path = run / "eval" / f"{eval_dataset}-{classes}.json" if eval_dataset else run / "results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
+    return path
+
+
+def figure_names(*stems: str) -> list[str]:
+    """Every file a figure is written as by default: PDF, PNG and SVG."""
+    return sorted(f"{stem}.{fmt}" for stem in stems for fmt in FORMATS)
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -100,12 +117,41 @@ def test_sample_std_on_request(fewshot_report, tmp_path):
     assert "ddof=1" in (tmp_path / "report.md").read_text()
 
 
-def test_figures_are_valid_pngs(fewshot_report):
+def test_figures_are_valid_files_in_every_format(fewshot_report):
     _, out = fewshot_report
     names = sorted(p.name for p in (out / "figures").iterdir())
-    assert names == ["fewshot-average.png", "fewshot-cifar10.png", "fewshot-flowers5.png", "fewshot.png"]
+    assert names == figure_names("fewshot-average", "fewshot-cifar10", "fewshot-flowers5", "fewshot")
     for name in names:
-        assert_png(out / "figures" / name)
+        assert_figure(out / "figures" / name)
+
+
+def assert_figure(path: Path) -> None:
+    """A valid PNG (at 200 dpi or more), PDF or SVG file."""
+    if path.suffix == ".png":
+        assert_png(path)
+        with Image.open(path) as im:
+            assert round(im.info["dpi"][0]) >= 200, (path, im.info)
+    elif path.suffix == ".pdf":
+        data = path.read_bytes()
+        assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF"), path
+    else:
+        assert ET.parse(path).getroot().tag == "{http://www.w3.org/2000/svg}svg", path
+
+
+def test_every_table_names_backbone_weights_precision_and_data(fewshot_report):
+    root, out = fewshot_report
+    flowers, cifar = (json.loads(next((root / "fewshot" / d).rglob("results.json")).read_text())
+                      for d in ("flowers5", "cifar10"))
+    assert (flowers["backbone"], flowers["pretrained"], flowers["precision"]) == ("tiny", None, "fp32")
+    roots = sorted((str(Path(r["split_info"]["dataset_dir"]).parent), Path(r["split_info"]["dataset_dir"]).name)
+                   for r in (flowers, cifar))
+    line = ("_Backbone `tiny`, weights `none (random init)`; precision `fp32`; data: "
+            + "; ".join(f"`{parent}` ({name})" for parent, name in roots) + "._")
+    md = (out / "report.md").read_text()
+    for shots in ("1 shot", "2 shots"):
+        assert f"### {shots}\n\n{line}\n\n| Method |" in md
+    rows = read_csv(out / "fewshot.csv")
+    assert {(r["backbone"], r["pretrained"], r["precision"]) for r in rows} == {("tiny", "", "fp32")}
 
 
 def test_missing_cells_are_shown_missing_never_filled(tmp_path):
@@ -139,10 +185,10 @@ def test_missing_cells_are_shown_missing_never_filled(tmp_path):
     assert (avg["mean"], avg["status"]) == ("", "missing (1/2 datasets)")
     b2n = read_csv(root / "report" / "base2new.csv")
     assert next(r for r in b2n if (r["dataset"], r["eval"]) == ("dtd", "H"))["mean"] == str(round(2 * 81 * 61 / 142, 4))
-    assert sorted(p.name for p in written["figures"]) == [
-        "base2new.png", "dg.png", "fewshot-average.png", "fewshot-dtd.png", "fewshot-eurosat.png", "fewshot.png"]
+    assert sorted(p.name for p in written["figures"]) == figure_names(
+        "base2new", "dg", "fewshot-average", "fewshot-dtd", "fewshot-eurosat", "fewshot")
     for path in written["figures"]:
-        assert_png(path)
+        assert_figure(path)
 
 
 def test_base2new_and_dg_sweeps_report_their_protocols(tmp_path_factory, tmp_path):
@@ -171,5 +217,5 @@ def test_base2new_and_dg_sweeps_report_their_protocols(tmp_path_factory, tmp_pat
     assert float(dg[photos["cifar10"]]["mean"]) == pytest.approx(target["accuracy"], abs=1e-4)
     assert float(dg["source"]["mean"]) == pytest.approx(
         json.loads((dg_run / "results.json").read_text())["accuracy"], abs=1e-4)
-    for name in ("base2new.png", "dg.png"):
-        assert_png(tmp_path / "report" / "figures" / name)
+    for name in figure_names("base2new", "dg"):
+        assert_figure(tmp_path / "report" / "figures" / name)

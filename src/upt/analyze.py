@@ -93,87 +93,150 @@ def dataset_variance(dataset: str, backbone, data_root: str | None = None, split
     return stats
 
 
-def gains_from_report(source: str | Path, shots: int = 16, baseline: str = "zeroshot") -> dict[str, dict[str, float]]:
-    """Per-method accuracy gain over ``baseline`` at ``shots``, by dataset, from a results folder.
+def report_table(source: str | Path, baseline: str = "zeroshot", backbone: str | None = None,
+                 pretrained: str | None = None):
+    """The few-shot table of a results folder; of ``backbone`` and ``pretrained`` when it holds several."""
+    from upt.report import fewshot_table
+    from upt.report.collect import collect, label_records
 
-    The baseline's accuracy at the same shot count is used, else its mean over all shot counts
-    (zero-shot CLIP does not depend on the shots). Returns ``{method: {dataset: gain}}``.
-    """
-    from upt.report import collect, fewshot_table
-
-    table = fewshot_table(collect(source))
+    records = [r for r in collect(source) if r.protocol == "fewshot"]
+    settings = sorted({(r.backbone, str(r.pretrained)) for r in records})
+    if len(settings) > 1:
+        records = label_records([r for r in records if (r.backbone, str(r.pretrained)) == (backbone, str(pretrained))])
+        if not records:
+            raise UptError(f"{source} holds few-shot results of several backbones and weights ({settings}) and none "
+                           f"of {backbone} with {pretrained}; analyse with --backbone/--pretrained of one of them.")
+    table = fewshot_table(records)
     if table is None:
         raise UptError(f"No few-shot results below {source}; gains need a fewshot sweep's output.")
     if baseline not in table.methods:
         raise UptError(f"No '{baseline}' results below {source}: add {baseline} to the sweep's methods.")
+    return table
+
+
+def default_shots(table, baseline: str = "zeroshot") -> int:
+    """The largest shot count at which the baseline and another method have a result on one dataset."""
+    trained = [k for k in table.shots if k is not None]
+    for k in sorted(trained, reverse=True):
+        for d in table.datasets:
+            if table.mean("acc", baseline, d, k) is not None and any(
+                    table.mean("acc", m, d, k) is not None for m in table.methods if m != baseline):
+                return k
+    raise UptError(f"No shot count has results of '{baseline}' and another method on one dataset "
+                   f"(shots found: {trained or 'none'}); add a trained method to the sweep.")
+
+
+def report_gains(source: str | Path, shots: int | None = None, baseline: str = "zeroshot",
+                 backbone: str | None = None, pretrained: str | None = None) -> tuple[int, dict[str, dict[str, float]]]:
+    """The shot count (``shots``, else :func:`default_shots`) and each method's gain over ``baseline`` there.
+
+    The baseline is compared at the same shot count; zero-shot CLIP has one value whatever the
+    shots (:mod:`upt.report.aggregate`). Returns ``(shots, {method: {dataset: gain}})``.
+    """
+    table = report_table(source, baseline, backbone, pretrained)
+    shots = default_shots(table, baseline) if shots is None else shots
     gains: dict[str, dict[str, float]] = {}
     for d in table.datasets:
         base = table.mean("acc", baseline, d, shots)
-        if base is None:
-            found = [m for k in table.shots if (m := table.mean("acc", baseline, d, k)) is not None]
-            base = sum(found) / len(found) if found else None
         for m in table.methods:
             acc = table.mean("acc", m, d, shots)
             if m != baseline and acc is not None and base is not None:
                 gains.setdefault(m, {})[d] = acc - base
     if not gains:
         raise UptError(f"No method has {shots}-shot results beside {baseline} below {source}; try --shots.")
-    return gains
+    return shots, gains
+
+
+def gains_from_report(source: str | Path, shots: int | None = None, baseline: str = "zeroshot",
+                      backbone: str | None = None, pretrained: str | None = None) -> dict[str, dict[str, float]]:
+    """Per-method accuracy gain over ``baseline`` at ``shots``, by dataset: ``{method: {dataset: gain}}``."""
+    return report_gains(source, shots, baseline, backbone, pretrained)[1]
+
+
+def _failure(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, UptError) else f"{type(exc).__name__}: {exc}"
 
 
 def analyze_variance(datasets: list[str], out: str | Path, backbone: str = "ViT-B-16",
                      pretrained: str | None = "openai", data_root: str | None = None, device: str = "auto",
-                     report: str | Path | None = None, shots: int = 16, baseline: str = "zeroshot",
-                     **kwargs) -> dict:
-    """Compute the statistics for every dataset, write ``variance.json`` and ``variance.png``.
+                     report: str | Path | None = None, shots: int | None = None, baseline: str = "zeroshot",
+                     options=None, **kwargs) -> dict:
+    """Compute the statistics for every dataset, write ``variance.json`` and the ``variance`` figure.
+
+    A dataset that fails (missing, unreadable, one image per class) is reported under ``failed``
+    (with a warning) and the others are kept; only when every dataset fails is it an error.
 
     Args:
         report: results folder whose few-shot gains are plotted against the statistics.
+        shots: shot count of the gains (default: the largest one of the report, :func:`default_shots`).
+        options: figure formats and dpi (:class:`upt.report.figures.FigureOptions`).
         kwargs: passed to :func:`dataset_variance` (split, per_class, seed, workers, batch_size).
 
     Returns:
-        ``{"stats": [...], "gains": {...}, "files": [...]}``.
+        ``{"stats": [...], "failed": [...], "gains": {...}, "shots": K, "files": [...]}``.
     """
     from upt.backbone import load_backbone
     from upt.engine.rundir import resolve_device
 
     if not datasets:
         raise UptError("Name at least one dataset (--dataset).")
-    gains = gains_from_report(report, shots, baseline) if report is not None else {}  # fail before encoding
+    gains = {}
+    if report is not None:  # fail before encoding
+        shots, gains = report_gains(report, shots, baseline, backbone, pretrained)
     model = load_backbone(backbone, pretrained, resolve_device(device))
-    stats = [dataset_variance(d, model, data_root, **kwargs) for d in datasets]
+    stats, failed = [], []
+    for d in datasets:
+        try:
+            stats.append(dataset_variance(d, model, data_root, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - one dataset's failure must not throw the finished ones away
+            failed.append({"dataset": d, "error": _failure(exc)})
+            log.warning("%s: no variance statistics: %s", d, failed[-1]["error"])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"backbone": backbone, "pretrained": pretrained, "shots": shots, "baseline": baseline,
-              "stats": [asdict(s) for s in stats], "gains": gains}
+              "stats": [asdict(s) for s in stats], "failed": failed, "gains": gains}
     (out / "variance.json").write_text(json.dumps(result, indent=2))
-    result["files"] = [out / "variance.json", variance_figure(stats, gains, out / "variance.png", baseline, shots)]
+    if not stats:
+        raise UptError("No dataset could be analysed: " + "; ".join(f"{f['dataset']}: {f['error']}" for f in failed)
+                       + f" (written to {out / 'variance.json'}).")
+    result["files"] = [out / "variance.json", *variance_figure(stats, gains, out / "variance", baseline, shots, options)]
     return result
 
 
-def variance_figure(stats: list[VarianceStats], gains: dict[str, dict[str, float]], path: Path,
-                    baseline: str = "zeroshot", shots: int = 16) -> Path:
+def variance_figure(stats: list[VarianceStats], gains: dict[str, dict[str, float]], stem: Path,
+                    baseline: str = "zeroshot", shots: int | None = None, options=None) -> list[Path]:
     """The two statistics against each other, and each method's gain against each statistic."""
     from upt.report.collect import short_name
-    from upt.report.figures import new_figure, save
+    from upt.report.figures import GRID_PANEL, PANEL, legend_below, new_figure, save, style
 
-    fig, axes = new_figure(3 if gains else 1, 1)
-    ax = axes[0]
-    ax.scatter([s.intra_image_variance for s in stats], [s.inter_text_variance for s in stats])
-    for s in stats:
-        ax.annotate(short_name(s.dataset), (s.intra_image_variance, s.inter_text_variance), fontsize=7)
-    ax.set(xlabel="intra-class image variance", ylabel="inter-class text variance", title="zero-shot CLIP features")
-    for ax, key, label in zip(axes[1:], ("intra_image_variance", "inter_text_variance"),
-                              ("intra-class image variance", "inter-class text variance"), strict=False):
-        for method, by_dataset in gains.items():
-            by_short = {short_name(d): g for d, g in by_dataset.items()}
-            points = [(getattr(s, key), by_short[name], name) for s in stats
-                      if (name := short_name(s.dataset)) in by_short and math.isfinite(by_short[name])]
-            if points:
-                ax.scatter([p[0] for p in points], [p[1] for p in points], label=method)
-            for x, y, name in points:
-                ax.annotate(name, (x, y), fontsize=6, alpha=0.7)
-        ax.axhline(0, color="black", lw=0.8)
-        ax.set(xlabel=label, ylabel=f"gain over {baseline} ({shots} shots, points)", title=f"gain vs {label}")
-        ax.legend(fontsize=7)
-    return save(fig, path)
+    def label(ax, text: str, x: float, y: float) -> None:
+        ax.annotate(text, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6.5)
+
+    @style
+    def draw():
+        fig, axes = new_figure(3 if gains else 1, 1, size=GRID_PANEL if gains else PANEL, legend=list(gains))
+        ax = axes[0]
+        ax.scatter([s.intra_image_variance for s in stats], [s.inter_text_variance for s in stats], color="black")
+        for s in stats:
+            label(ax, short_name(s.dataset), s.intra_image_variance, s.inter_text_variance)
+        ax.set(xlabel="intra-class image variance", ylabel="inter-class text variance",
+               title="zero-shot CLIP features")
+        for ax, key, name, short in zip(axes[1:], ("intra_image_variance", "inter_text_variance"),
+                                        ("intra-class image variance", "inter-class text variance"),
+                                        ("image variance", "text variance"), strict=False):
+            for method, by_dataset in gains.items():
+                by_short = {short_name(d): g for d, g in by_dataset.items()}
+                points = [(getattr(s, key), by_short[n], n) for s in stats
+                          if (n := short_name(s.dataset)) in by_short and math.isfinite(by_short[n])]
+                if points:
+                    ax.scatter([p[0] for p in points], [p[1] for p in points], label=method)
+                for x, y, n in points:
+                    label(ax, n, x, y)
+            ax.axhline(0, color="black", lw=0.8)
+            ax.set(xlabel=name, ylabel=f"gain over {baseline}\n({shots} shots, points)", title=f"gain vs {short}")
+        for ax in axes:
+            ax.margins(0.2, 0.15)  # room for the dataset labels beside the points
+        legend_below(fig, axes)
+        return fig
+
+    return save(draw(), stem, options)

@@ -15,7 +15,7 @@ import sys
 from upt import __version__
 from upt.errors import UptError
 
-COMMANDS = ("train", "eval", "predict", "list", "info", "data", "sweep", "report", "analyze")
+COMMANDS = ("train", "eval", "predict", "list", "info", "data", "sweep", "report", "analyze", "pretrain_toy")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("upt: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `upt list backbones | head`: the reader has gone; nothing left to say
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,15 +1,14 @@
 """The only code that touches open_clip internals."""
 
-from upt.backbone.load import (
+from upt.backbone.configs import (
     BUILTIN_CONFIGS,
-    Backbone,
     Preprocess,
     backbone_info,
     check_backbone_name,
     default_quick_gelu,
     list_backbones,
-    load_backbone,
 )
+from upt.backbone.load import Backbone, load_backbone
 from upt.backbone.text import TextTower
 from upt.backbone.vision import PROMPT_MODES, VisionTower
 

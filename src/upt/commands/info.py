@@ -9,8 +9,9 @@ import json
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe a backbone as it would be built (no download)",
                        description="Print as JSON what `--backbone NAME --pretrained TAG` builds: architecture, "
-                                   "widths, layers, image size, preprocessing and activation (quick_gelu). "
-                                   "Reads open_clip's configs only; nothing is downloaded.")
+                                   "widths, layers, image size, preprocessing, activation (quick_gelu) and the "
+                                   "methods it can run (and why not the others). Reads open_clip's configs only; "
+                                   "nothing is downloaded.")
     p.add_argument("what", choices=["backbone"])
     p.add_argument("name", help="open_clip model name or a built-in (tiny)")
     p.add_argument("--pretrained", help="pretrained tag (e.g. openai, laion2b_s34b_b88k); default none")
@@ -21,7 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from upt.backbone import backbone_info
+    from upt.backbone.configs import method_support
 
     quick_gelu = {"auto": None, "true": True, "false": False}[args.quick_gelu]
-    print(json.dumps(backbone_info(args.name, args.pretrained, quick_gelu), indent=2))
+    info = backbone_info(args.name, args.pretrained, quick_gelu)
+    support = method_support(args.name)
+    info["methods"] = [m for m, why in support.items() if why is None]
+    info["unsupported_methods"] = {m: why for m, why in support.items() if why is not None}
+    print(json.dumps(info, indent=2))
     return 0

@@ -145,6 +145,11 @@ class RunConfig:
         if not self.dataset.startswith("folder:"):
             get_spec(self.dataset)
         check_backbone_name(self.backbone)
+        from upt.backbone.configs import method_support
+
+        why = method_support(self.backbone).get(self.method)
+        if why:
+            raise UptError(why)
 
     def epochs(self) -> int:
         """Epochs of this run: explicit, or the CoOp schedule by shots."""

@@ -12,7 +12,12 @@ from upt.engine.precision import Precision, resolve_precision
 
 
 def classification_metrics(preds: np.ndarray, labels: np.ndarray, classnames: Sequence[str]) -> dict:
-    """Accuracy, per-class accuracy and macro F1, in percent (classes absent from ``labels`` skipped)."""
+    """Accuracy, per-class accuracy and macro F1, in percent (classes absent from ``labels`` skipped).
+
+    ``per_class_accuracy`` is a list in class-index order, one ``{"index", "class", "accuracy",
+    "n_images"}`` per class present in ``labels``: keyed by index, since two classes may share a
+    name (ImageNet has two "crane"s), with the name beside it.
+    """
     n = len(classnames)
     conf = np.zeros((n, n), dtype=np.int64)
     np.add.at(conf, (labels, preds), 1)
@@ -26,7 +31,8 @@ def classification_metrics(preds: np.ndarray, labels: np.ndarray, classnames: Se
     return {
         "accuracy": float(100.0 * tp.sum() / max(1, len(labels))),
         "macro_f1": float(100.0 * f1[present].mean()) if present.any() else 0.0,
-        "per_class_accuracy": {classnames[i]: float(100.0 * recall[i]) for i in range(n) if present[i]},
+        "per_class_accuracy": [{"index": i, "class": classnames[i], "accuracy": float(100.0 * recall[i]),
+                                "n_images": int(support[i])} for i in range(n) if present[i]],
         "n_images": int(len(labels)),
     }
 

@@ -2,19 +2,21 @@
 
 Under ``nohup``, SLURM or a pipe a bar is invisible, and a 50,000-image evaluation would be silent
 for many minutes. There, a line is logged every ``every_s`` seconds (and at the end): images done,
-images per second, the running loss and the time left, as open_clip's training logs do.
+images per second, the running loss and the time left, as open_clip's training logs do
+(``UPT_PROGRESS_SECONDS`` changes the interval).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
 from tqdm import tqdm
 
 log = logging.getLogger("upt.engine.progress")
-EVERY_S = 30.0
+EVERY_S = float(os.environ.get("UPT_PROGRESS_SECONDS", 30))  # seconds between progress lines off a terminal
 
 
 def _duration(seconds: float) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from upt.backbone import load_backbone
-from upt.backbone.load import require_reachable_weights
+from upt.backbone.weights import require_reachable_weights
 from upt.data import base_new_split, fewshot_splits, load_dataset
 from upt.engine import distributed as dist
 from upt.engine.checkpoint import (

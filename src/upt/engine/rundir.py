@@ -167,7 +167,7 @@ def read_meta(run_dir: Path) -> dict:
 def _load_recorded_backbone(need: dict, meta_path: Path, device: torch.device):
     """The backbone ``upt.json`` records, or one UptError naming the file when it cannot be built."""
     from upt.backbone import load_backbone
-    from upt.backbone.load import model_config
+    from upt.backbone.configs import model_config
 
     try:
         # Runs recorded before the activation was stored were built with the model config's own.

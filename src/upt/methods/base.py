@@ -43,6 +43,8 @@ class PromptMethod(nn.Module):
         image_dependent_text: True when class text features depend on the image (CoCoOp).
         open_vocabulary: whether :meth:`set_classnames` accepts classes never trained on.
         uses_text: False for methods without class text features (linear probe).
+        needs_training_data: False for methods that use no labelled images at all (zero-shot):
+            the engine then reads only the evaluation split.
     """
 
     name: ClassVar[str]
@@ -53,6 +55,7 @@ class PromptMethod(nn.Module):
     image_dependent_text: ClassVar[bool] = False
     open_vocabulary: ClassVar[bool] = True
     uses_text: ClassVar[bool] = True
+    needs_training_data: ClassVar[bool] = True
 
     def __init__(self, config: Any, backbone: Backbone, classnames: Sequence[str], template: str = "a photo of a {}."):
         super().__init__()
@@ -238,12 +241,16 @@ def build_method(
 
 
 def describe_methods(backbone: Backbone, n_cls: int = 100) -> list[dict]:
-    """Rows of name, description and default trainable parameters on ``backbone``."""
+    """Rows of name, description and default trainable parameters on ``backbone`` for ``n_cls`` classes.
+
+    Where a method's default config cannot be built on ``backbone``, ``trainable`` is ``n/a`` and
+    ``note`` says why (one sentence); otherwise ``note`` is empty.
+    """
     rows = []
     for name, cls in REGISTRY.items():
         try:
-            count = f"{cls.count_parameters(cls.Config(), backbone, n_cls):,}"
+            count, note = f"{cls.count_parameters(cls.Config(), backbone, n_cls):,}", ""
         except UptError as exc:
-            count = f"n/a ({exc})"
-        rows.append({"name": name, "description": cls.description, "trainable": count})
+            count, note = "n/a", str(exc)
+        rows.append({"name": name, "description": cls.description, "trainable": count, "note": note})
     return rows

@@ -4,8 +4,10 @@ Typical use::
 
     written = build_report("runs/fewshot")            # -> runs/fewshot/report/{report.md, *.csv, figures/}
 
-Aggregation conventions (std over seeds, averages only over complete rows, H of the means) are
-in :mod:`upt.report.aggregate` and printed under every table.
+Aggregation conventions (std over seeds, averages only over complete rows, H of the means, one
+value for zero-shot CLIP) are in :mod:`upt.report.aggregate` and printed under every table; what
+makes two records comparable is in :mod:`upt.report.collect`. No record is left out silently:
+the report's "Not in the tables" section names every record file the tables do not use, and why.
 """
 
 from __future__ import annotations
@@ -16,23 +18,20 @@ from pathlib import Path
 
 from upt.errors import UptError
 from upt.report.aggregate import Cell, Table, base2new_table, fewshot_table, seed_cell, transfer_table
-from upt.report.collect import Record, collect
-from upt.report.tables import (
-    base2new_markdown,
-    fewshot_markdown,
-    table_rows,
-    transfer_markdown,
-    write_csv,
-)
+from upt.report.collect import Collected, Record, Skipped, collect, gather
+from upt.report.figures import FORMATS, FigureOptions
+from upt.report.longform import RECORD_FIELDS, table_rows, write_csv
+from upt.report.tables import base2new_markdown, fewshot_markdown, transfer_markdown
 
 log = logging.getLogger(__name__)
-RECORD_FIELDS = ("protocol", "method", "dataset", "eval_dataset", "classes", "shots", "seed", "backbone",
-                 "pretrained", "accuracy", "macro_f1", "kind", "path")
 TITLES = {"fewshot": "Few-shot classification", "base2new": "Base-to-new generalisation",
           "dg": "Domain generalisation", "cross-dataset": "Cross-dataset transfer"}
+RENDER = {"fewshot": fewshot_markdown, "base2new": base2new_markdown, "dg": transfer_markdown,
+          "cross-dataset": transfer_markdown}
 
-__all__ = ["Cell", "Record", "Table", "base2new_table", "build_report", "build_tables", "collect", "fewshot_table",
-           "seed_cell", "transfer_table"]
+__all__ = ["FORMATS", "Cell", "Collected", "FigureOptions", "Record", "Skipped", "Table", "base2new_table",
+           "build_report", "build_tables", "collect", "fewshot_table", "gather", "seed_cell", "transfer_table",
+           "unused_records"]
 
 
 def build_tables(records: list[Record], std: str = "population") -> dict[str, Table]:
@@ -42,15 +41,40 @@ def build_tables(records: list[Record], std: str = "population") -> dict[str, Ta
     return {k: v for k, v in out.items() if v is not None}
 
 
+def unused_records(records: list[Record], tables: dict[str, Table]) -> list[Skipped]:
+    """The records no table uses, each with the reason."""
+    used = {r.path for t in tables.values() for r in t.records}
+    clashes = {path: other for t in tables.values() for path, other in t.clashes.items()}
+    out = []
+    for r in records:
+        if r.path in used:
+            continue
+        if r.path in clashes:
+            reason = f"falls in the same table cell and seed as `{clashes[r.path]}`, which is counted"
+        elif r.protocol not in TITLES:
+            reason = f"unknown protocol '{r.protocol}' (known: {', '.join(TITLES)})"
+        elif r.protocol == "fewshot":
+            reason = (f"a few-shot evaluation of {r.eval_dataset} ({r.classes} classes); few-shot tables use each run's "
+                      "own results.json")
+        elif r.protocol == "base2new":
+            reason = (f"a base-to-new record of {r.eval_dataset} ({r.classes} classes); the table uses base and new "
+                      f"classes of the training dataset {r.dataset}")
+        else:
+            reason = f"a {r.protocol} record of {r.classes} classes; transfer tables use all classes"
+        out.append(Skipped(r.path, reason, r))
+    return out
+
+
 def build_report(root: str | Path, out: str | Path | None = None, std: str = "population",
-                 figures: bool = True) -> dict[str, list[Path]]:
-    """Write Markdown and CSV tables and PNG figures for every result below ``root``.
+                 figures: bool = True, options: FigureOptions | None = None) -> dict[str, list[Path]]:
+    """Write Markdown and CSV tables and the figures for every result below ``root``.
 
     Args:
         root: folder searched for ``results.json`` and ``eval/*.json``.
         out: output folder (default ``ROOT/report``).
         std: ``population`` (ddof=0, CoOp's) or ``sample`` (ddof=1).
-        figures: also draw the PNG figures.
+        figures: also draw the figures.
+        options: figure formats and PNG dpi (default: PNG at 200 dpi, PDF and SVG).
 
     Returns:
         The written files, grouped: ``markdown``, ``csv``, ``figures``.
@@ -58,24 +82,25 @@ def build_report(root: str | Path, out: str | Path | None = None, std: str = "po
     root = Path(root)
     if not root.is_dir():
         raise UptError(f"Report root {root} is not a folder; give the output root of a sweep.")
-    records = collect(root)
+    found = gather(root)
+    records = found.records
     if not records:
         raise UptError(f"No results.json found below {root}; run `upt sweep` or `upt train` into it first.")
+    options = options or FigureOptions()
     out = Path(out) if out is not None else root / "report"
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    found = build_tables(records, std)
+    tables = build_tables(records, std)
+    skipped = found.skipped + unused_records(records, tables)
     written: dict[str, list[Path]] = {"markdown": [], "csv": [], "figures": []}
-    written["csv"].append(write_csv([{k: getattr(r, k) for k in RECORD_FIELDS} for r in records],
-                                    out / "results.csv", RECORD_FIELDS))
-    sections = [f"# Results below `{root}`\n\n{len(records)} result records."]
-    render = {"fewshot": fewshot_markdown, "base2new": base2new_markdown, "dg": transfer_markdown,
-              "cross-dataset": transfer_markdown}
-    for name, table in found.items():
-        sections.append(f"## {TITLES[name]}\n\n{render[name](table)}")
+    written["csv"].append(write_csv(_record_rows(records, skipped), out / "results.csv", RECORD_FIELDS))
+    sections = [f"# Results below `{root}`\n\n{len(records)} result records in {len(tables)} protocol(s); "
+                f"{len(skipped)} record file(s) not in the tables (listed at the end)."]
+    for name, table in tables.items():
+        sections.append(f"## {TITLES[name]}\n\n{RENDER[name](table)}")
         written["csv"].append(write_csv(table_rows(table), out / f"{name}.csv"))
         if figures:
-            written["figures"] += _figures(name, table, out / "figures")
-    sections.append(_failures(root))
+            written["figures"] += _figures(name, table, out / "figures", options)
+    sections += [_failures(root), _skipped(skipped)]
     path = out / "report.md"
     path.write_text("\n\n".join(s for s in sections if s) + "\n")
     written["markdown"].append(path)
@@ -83,14 +108,31 @@ def build_report(root: str | Path, out: str | Path | None = None, std: str = "po
     return written
 
 
-def _figures(name: str, table: Table, out: Path) -> list[Path]:
-    from upt.report import figures
+def _record_rows(records: list[Record], skipped: list[Skipped]) -> list[dict]:
+    """results.csv: every record found, with ``in_tables`` = yes or the reason it is not."""
+    why = {s.path: s.reason for s in skipped}
+    listed = {r.path for r in records}
+    rows = [{**{k: getattr(r, k) for k in RECORD_FIELDS if k != "in_tables"}, "in_tables": why.get(r.path, "yes")}
+            for r in [*records, *(s.record for s in skipped if s.record is not None and s.path not in listed)]]
+    return rows + [{"path": s.path, "in_tables": s.reason} for s in skipped if s.record is None]
+
+
+def _figures(name: str, table: Table, out: Path, options: FigureOptions) -> list[Path]:
+    from upt.report import bars, figures
 
     if name == "fewshot":
-        return figures.fewshot_figures(table, out)
+        return figures.fewshot_figures(table, out, options)
     if name == "base2new":
-        return figures.base2new_figures(table, out)
-    return figures.transfer_figures(table, out)
+        return bars.base2new_figures(table, out, options)
+    return bars.transfer_figures(table, out, options)
+
+
+def _skipped(skipped: list[Skipped]) -> str:
+    """Every record file the tables do not use, and why, as a Markdown list."""
+    if not skipped:
+        return ""
+    lines = [f"- `{s.path}`: {s.reason}" for s in sorted(skipped, key=lambda s: s.path)]
+    return "## Not in the tables\n\n" + "\n".join(lines)
 
 
 def _failures(root: Path) -> str:

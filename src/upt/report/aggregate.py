@@ -8,13 +8,16 @@ Conventions (also printed under every table):
   only when every dataset of the table has that cell; otherwise it is missing, never estimated.
 - base-to-new H = 2BN / (B + N) of the mean base and mean new accuracy (CoCoOp's convention), per
   dataset and for the average (H of the averaged B and N).
+- zero-shot CLIP depends on neither shots nor seed: all its records of one (dataset, classes,
+  backbone, weights, data) are one cell, shown with every shot count (``Table.shot_free``); its
+  spread is shown only if those records disagree.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from upt.errors import UptError
@@ -38,6 +41,7 @@ class Cell:
 
 
 MISSING = Cell()
+ANY = None  # the shots of a shot-free method's cell
 
 
 def seed_cell(by_seed: dict[int, float], std: str = "population") -> Cell:
@@ -65,11 +69,37 @@ def complete_mean(values: Sequence[float | None]) -> float | None:
     return statistics.fmean(values) if values and all(v is not None for v in values) else None
 
 
-def _group(records: Iterable[Record], key, std: str) -> dict[tuple, Cell]:
+def shot_free_cell(values: Sequence[float], std: str = "population") -> Cell:
+    """One cell from the records of a method that depends on neither shots nor seed (all equal: no ±)."""
+    if not values:
+        return MISSING
+    spread = None
+    if max(values) != min(values):  # they should be identical; a spread says they are not
+        spread = statistics.pstdev(values) if STD[std] == 0 else statistics.stdev(values)
+    return Cell(statistics.fmean(values), spread, len(values), ())
+
+
+def _group(table: Table, key) -> None:
+    """Fill ``table.cells`` by ``key(record)``: over seeds, or collapsed for a shot-free method.
+
+    A record whose cell already holds its seed (which labels make impossible for distinct
+    results) is moved to ``table.clashes``, never averaged in or overwritten silently.
+    """
     groups: dict[tuple, dict[int, float]] = defaultdict(dict)
-    for r in records:
-        groups[key(r)][r.seed] = r.accuracy
-    return {k: seed_cell(v, std) for k, v in groups.items()}
+    free: dict[tuple, list[float]] = defaultdict(list)
+    first: dict[tuple, Record] = {}
+    for r in table.records:
+        k = key(r)[:-1] + (ANY,) if r.shot_free else key(r)
+        if not r.shot_free and (other := first.setdefault((*k, r.seed), r)) is not r:
+            table.clashes[r.path] = other.path
+            continue
+        if r.shot_free:
+            free[k].append(r.accuracy)
+        else:
+            groups[k][r.seed] = r.accuracy
+    table.records = [r for r in table.records if r.path not in table.clashes]
+    table.cells = {**{k: seed_cell(v, table.std) for k, v in groups.items()},
+                   **{k: shot_free_cell(v, table.std) for k, v in free.items()}}
 
 
 @dataclass
@@ -77,40 +107,55 @@ class Table:
     """A protocol's cells: ``cells[(column, method, dataset, shots)]``.
 
     ``column`` is ``acc`` (few-shot), ``base``/``new`` (base-to-new), or ``source``/a target
-    dataset (transfer). ``datasets`` are the training datasets (transfer: the sources).
+    dataset (transfer). ``datasets`` are the training datasets (transfer: the sources); ``method``
+    is a record's ``label``. ``shots`` and ``seeds`` are those of the trained methods; a method in
+    ``shot_free`` has one cell per dataset (shots ``ANY``), the same for every shot count, and when
+    only such methods are present ``shots`` is ``[ANY]``. ``records`` are those the cells come from;
+    ``clashes`` maps a record path left out to the one already in its cell.
     """
 
     protocol: str
     methods: list[str]
     datasets: list[str]
-    shots: list[int]
+    shots: list[int | None]
     seeds: tuple[int, ...]
     columns: list[str]
     std: str
     cells: dict[tuple, Cell] = field(default_factory=dict)
+    shot_free: frozenset[str] = frozenset()
+    records: list[Record] = field(default_factory=list)
+    clashes: dict[str, str] = field(default_factory=dict)
 
-    def cell(self, column: str, method: str, dataset: str, shots: int) -> Cell:
-        return self.cells.get((column, method, dataset, shots), MISSING)
+    def cell(self, column: str, method: str, dataset: str, shots: int | None) -> Cell:
+        k = ANY if method in self.shot_free else shots
+        return self.cells.get((column, method, dataset, k), MISSING)
 
-    def mean(self, column: str, method: str, dataset: str, shots: int) -> float | None:
+    def subset(self, dataset: str | None = None, shots: int | None = ANY) -> list[Record]:
+        """The records behind one sub-table: of ``dataset`` (None: all) at ``shots`` (shot-free ones always)."""
+        return [r for r in self.records if (dataset is None or r.dataset == dataset)
+                and (r.shot_free or shots is ANY or r.shots == shots)]
+
+    def mean(self, column: str, method: str, dataset: str, shots: int | None) -> float | None:
         return self.cell(column, method, dataset, shots).mean
 
-    def average(self, column: str, method: str, shots: int) -> tuple[float | None, int]:
+    def average(self, column: str, method: str, shots: int | None) -> tuple[float | None, int]:
         """Mean over datasets of ``column`` (None unless all present) and how many are present."""
         means = [self.mean(column, method, d, shots) for d in self.datasets]
         return complete_mean(means), sum(m is not None for m in means)
 
-    def harmonic(self, method: str, dataset: str, shots: int) -> float | None:
+    def harmonic(self, method: str, dataset: str, shots: int | None) -> float | None:
         return harmonic(self.mean("base", method, dataset, shots), self.mean("new", method, dataset, shots))
 
-    def target_average(self, method: str, dataset: str, shots: int) -> float | None:
+    def target_average(self, method: str, dataset: str, shots: int | None) -> float | None:
         """Transfer: mean over the target columns, None unless every target is present."""
         return complete_mean([self.mean(t, method, dataset, shots) for t in self.columns if t != "source"])
 
 
 def _frame(protocol: str, records: list[Record], columns: list[str], std: str) -> Table:
+    trained = [r for r in records if not r.shot_free]
     return Table(protocol, order_methods(r.label for r in records), order_datasets(r.dataset for r in records),
-                 sorted({r.shots for r in records}), tuple(sorted({r.seed for r in records})), columns, std)
+                 sorted({r.shots for r in trained}) or [ANY], tuple(sorted({r.seed for r in trained})), columns,
+                 std, shot_free=frozenset(r.label for r in records if r.shot_free), records=list(records))
 
 
 def fewshot_table(records: Sequence[Record], std: str = "population") -> Table | None:
@@ -119,7 +164,7 @@ def fewshot_table(records: Sequence[Record], std: str = "population") -> Table |
     if not rs:
         return None
     table = _frame("fewshot", rs, ["acc"], std)
-    table.cells = _group(rs, lambda r: ("acc", r.label, r.dataset, r.shots), std)
+    _group(table, lambda r: ("acc", r.label, r.dataset, r.shots))
     return table
 
 
@@ -130,7 +175,7 @@ def base2new_table(records: Sequence[Record], std: str = "population") -> Table 
     if not rs:
         return None
     table = _frame("base2new", rs, ["base", "new"], std)
-    table.cells = _group(rs, lambda r: (r.classes, r.label, r.dataset, r.shots), std)
+    _group(table, lambda r: (r.classes, r.label, r.dataset, r.shots))
     return table
 
 
@@ -141,6 +186,6 @@ def transfer_table(records: Sequence[Record], protocol: str, std: str = "populat
         return None
     targets = order_datasets(r.eval_dataset for r in rs if r.eval_dataset != r.dataset)
     table = _frame(protocol, rs, ["source", *targets], std)
-    table.cells = _group(rs, lambda r: ("source" if r.eval_dataset == r.dataset else r.eval_dataset, r.label,
-                                        r.dataset, r.shots), std)
+    _group(table, lambda r: ("source" if r.eval_dataset == r.dataset else r.eval_dataset, r.label, r.dataset,
+                             r.shots))
     return table

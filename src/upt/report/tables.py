@@ -1,16 +1,20 @@
-"""Markdown and CSV renderings of the aggregated tables; a missing cell is written as missing."""
+"""Markdown renderings of the aggregated tables; a missing cell is written as missing.
+
+Every table opens with its provenance line (backbone, weights, precision, data folders:
+:mod:`upt.report.provenance`); a shot-free method (zero-shot CLIP) is one row with one value per
+dataset, marked as the same for every shot count.
+"""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
-from pathlib import Path
 
-from upt.report.aggregate import STD, Cell, Table, harmonic
-from upt.report.collect import short_name
+from upt.report.aggregate import ANY, STD, Cell, Table, harmonic
+from upt.report.collect import Record, short_name
+from upt.report.provenance import precisions, provenance_line, varies
 
 MISSING_TEXT = "missing"
-CSV_FIELDS = ("protocol", "method", "dataset", "eval", "shots", "n_seeds", "seeds", "mean", "std", "status")
+SHOT_FREE_MARK = " (same for every K)"
 
 
 def fmt(x: float | None) -> str:
@@ -18,11 +22,11 @@ def fmt(x: float | None) -> str:
 
 
 def cell_text(cell: Cell, n_seeds: int) -> str:
-    """``mean ± std``, with ``(n=k)`` when only k of the table's seeds are present."""
+    """``mean ± std``, with ``(n=k)`` when only k of the table's seeds are present (never for shot-free cells)."""
     if cell.missing:
         return MISSING_TEXT
     text = f"{cell.mean:.2f}" + (f" ± {cell.std:.2f}" if cell.std is not None else "")
-    return text + (f" (n={cell.n})" if cell.n < n_seeds else "")
+    return text + (f" (n={cell.n})" if cell.seeds and cell.n < n_seeds else "")
 
 
 def average_text(value: float | None, present: int, total: int) -> str:
@@ -33,7 +37,7 @@ def footer(t: Table) -> str:
     ddof = STD[t.std]
     kind = ("population std, ddof=0: numpy's default, as CoOp's parse_test_res.py" if ddof == 0
             else "sample std, ddof=1")
-    seeds = ", ".join(map(str, t.seeds))
+    seeds = ", ".join(map(str, t.seeds)) or "(none: no trained method)"
     lines = [f"Accuracy (%), mean ± std over seeds {seeds} ({kind}); one seed has no ±; "
              "(n=k): only k seeds present. `missing`: no result, never filled in.",
              "Averages are means of the per-dataset means, given only when every dataset has the cell "
@@ -42,11 +46,22 @@ def footer(t: Table) -> str:
         lines[1] = "Target average: mean over the target datasets, given only when every target has a result."
     if t.protocol == "base2new":
         lines.append("H = 2BN/(B+N) of the mean base and new accuracies; the average's H uses the averaged B and N.")
+    if t.shot_free:
+        n = sum(1 for r in t.records if r.shot_free)
+        lines.append(f"`{SHOT_FREE_MARK.strip()}`: zero-shot CLIP is trained on no images, so it depends on neither "
+                     f"shots nor seed: one value per cell from all its records ({n} here, whatever shots and seed "
+                     "they carry), repeated in each table for comparison; ± only if those records disagree.")
     return "\n".join(f"_{line}_  " for line in lines)
 
 
-def shots_text(k: int) -> str:
+def shots_text(k: int | None) -> str:
+    if k is ANY:
+        return "no training images"
     return f"{k} shot" if k == 1 else f"{k} shots"
+
+
+def row_name(t: Table, method: str) -> str:
+    return method + SHOT_FREE_MARK if method in t.shot_free else method
 
 
 def _md(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -55,17 +70,30 @@ def _md(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
+def _section(t: Table, title: str, records: list[Record], header: list[str], rows: dict[str, list[str]]) -> str:
+    """``### title``, the provenance line of ``records``, then one row per method (a Precision column if it varies)."""
+    with_precision = varies(records)
+    if with_precision:
+        header = [header[0], "Precision", *header[1:]]
+    body = []
+    for m, cells in rows.items():
+        extra = [", ".join(precisions([r for r in records if r.label == m])) or "-"] if with_precision else []
+        body.append([row_name(t, m), *extra, *cells])
+    return f"### {title}\n\n{provenance_line(records)}\n\n" + _md(header, body)
+
+
 def fewshot_markdown(t: Table) -> str:
     """One table per shot count: methods x datasets, then the average over datasets."""
     names = [short_name(d) for d in t.datasets]
     parts = []
     for k in t.shots:
-        rows = []
+        rows = {}
         for m in t.methods:
             avg, present = t.average("acc", m, k)
-            rows.append([m, *(cell_text(t.cell("acc", m, d, k), len(t.seeds)) for d in t.datasets),
-                         average_text(avg, present, len(t.datasets))])
-        parts.append(f"### {shots_text(k)}\n\n" + _md(["Method", *names, "Average"], rows))
+            rows[m] = [*(cell_text(t.cell("acc", m, d, k), len(t.seeds)) for d in t.datasets),
+                       average_text(avg, present, len(t.datasets))]
+        title = shots_text(k) if k is not ANY else "Zero-shot only (no training images)"
+        parts.append(_section(t, title, t.subset(None, k), ["Method", *names, "Average"], rows))
     return "\n\n".join(parts) + "\n\n" + footer(t)
 
 
@@ -74,17 +102,18 @@ def base2new_markdown(t: Table) -> str:
     parts = []
     for k in t.shots:
         for d in [*t.datasets, None]:
-            rows = []
+            rows = {}
             for m in t.methods:
                 if d is None:
                     (b, nb), (n, nn) = t.average("base", m, k), t.average("new", m, k)
                     total = len(t.datasets)
-                    rows.append([m, average_text(b, nb, total), average_text(n, nn, total), fmt(harmonic(b, n))])
+                    rows[m] = [average_text(b, nb, total), average_text(n, nn, total), fmt(harmonic(b, n))]
                 else:
-                    rows.append([m, cell_text(t.cell("base", m, d, k), len(t.seeds)),
-                                 cell_text(t.cell("new", m, d, k), len(t.seeds)), fmt(t.harmonic(m, d, k))])
+                    rows[m] = [cell_text(t.cell("base", m, d, k), len(t.seeds)),
+                               cell_text(t.cell("new", m, d, k), len(t.seeds)), fmt(t.harmonic(m, d, k))]
             title = "Average over datasets" if d is None else short_name(d)
-            parts.append(f"### {title} ({shots_text(k)})\n\n" + _md(["Method", "Base", "New", "H"], rows))
+            parts.append(_section(t, f"{title} ({shots_text(k)})", t.subset(d, k), ["Method", "Base", "New", "H"],
+                                  rows))
     return "\n\n".join(parts) + "\n\n" + footer(t)
 
 
@@ -94,53 +123,9 @@ def transfer_markdown(t: Table) -> str:
     parts = []
     for src in t.datasets:
         for k in t.shots:
-            rows = [[m, *(cell_text(t.cell(c, m, src, k), len(t.seeds)) for c in t.columns),
-                     fmt(t.target_average(m, src, k))] for m in t.methods]
+            rows = {m: [*(cell_text(t.cell(c, m, src, k), len(t.seeds)) for c in t.columns),
+                        fmt(t.target_average(m, src, k))] for m in t.methods}
             header = ["Method", f"{short_name(src)} (source)", *map(short_name, targets), "Target average"]
-            parts.append(f"### {short_name(src)} → targets ({shots_text(k)})\n\n" + _md(header, rows))
+            parts.append(_section(t, f"{short_name(src)} → targets ({shots_text(k)})", t.subset(src, k), header,
+                                  rows))
     return "\n\n".join(parts) + "\n\n" + footer(t)
-
-
-def _row(t: Table, method: str, dataset: str, column: str, k: int, cell: Cell | None = None,
-         mean: float | None = None, status: str | None = None) -> dict:
-    if cell is not None:
-        status = "missing" if cell.missing else ("ok" if cell.n == len(t.seeds) else "partial-seeds")
-        mean = cell.mean
-    return {"protocol": t.protocol, "method": method, "dataset": dataset, "eval": column, "shots": k,
-            "n_seeds": cell.n if cell else "", "seeds": " ".join(map(str, cell.seeds)) if cell else "",
-            "mean": "" if mean is None else round(mean, 4),
-            "std": "" if cell is None or cell.std is None else round(cell.std, 4), "status": status}
-
-
-def table_rows(t: Table) -> list[dict]:
-    """Long-format rows: one per (method, dataset, column, shots), then the averages (``dataset=average``)."""
-    rows = [_row(t, m, d, c, k, cell=t.cell(c, m, d, k))
-            for m in t.methods for k in t.shots for d in t.datasets for c in t.columns]
-    if t.protocol == "base2new":
-        rows += [_row(t, m, d, "H", k, mean=t.harmonic(m, d, k), status="ok" if t.harmonic(m, d, k) is not None
-                      else "missing") for m in t.methods for k in t.shots for d in t.datasets]
-    for m in t.methods:
-        for k in t.shots:
-            if t.protocol in ("fewshot", "base2new"):
-                means = {}
-                for c in t.columns:
-                    means[c], present = t.average(c, m, k)
-                    status = "ok" if means[c] is not None else f"missing ({present}/{len(t.datasets)} datasets)"
-                    rows.append(_row(t, m, "average", c, k, mean=means[c], status=status))
-                if t.protocol == "base2new":
-                    h = harmonic(means["base"], means["new"])
-                    rows.append(_row(t, m, "average", "H", k, mean=h, status="ok" if h is not None else "missing"))
-            else:
-                for src in t.datasets:
-                    avg = t.target_average(m, src, k)
-                    rows.append(_row(t, m, src, "target-average", k, mean=avg,
-                                     status="ok" if avg is not None else "missing"))
-    return rows
-
-
-def write_csv(rows: Sequence[dict], path: Path, fields: Sequence[str] = CSV_FIELDS) -> Path:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(fields))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path

@@ -114,7 +114,7 @@ def carve(
         names: File names of one class (paths relative to the class folder).
         p_val: Fraction for val (0 when the data already has a val split).
         p_test: Fraction for test (0 when the data already has a test split).
-        where: The class folder, for the error message.
+        where: What holds the names, for the error message (``"Class folder /data/x/daisy"``).
 
     Returns:
         Sorted (train, val, test) name lists.
@@ -125,7 +125,7 @@ def carve(
     n_test = max(n_test, 1) if p_test > 0 else 0
     if n - n_val - n_test < 1:
         need = 1 + (p_val > 0) + (p_test > 0)
-        raise UptError(f"Class folder {where} holds {n} image(s); splitting it needs at least {need}.")
+        raise UptError(f"{where} holds {n} image(s); splitting it needs at least {need}.")
     ranked = stable_rank(names)
     test, val, train = ranked[:n_test], ranked[n_test : n_test + n_val], ranked[n_test + n_val :]
     return sorted(train), sorted(val), sorted(test)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -129,13 +130,14 @@ def _create(name: str, pretrained: str | None, quick_gelu: bool | None):
 
     if name in BUILTIN_CONFIGS:
         tags = BUILTIN_WEIGHTS.get(name, {})
-        if pretrained is not None and pretrained not in tags:
-            have = f"its weights are --pretrained {', '.join(tags)}" if tags else "it has random weights only"
+        own_file = bool(tags) and pretrained is not None and Path(pretrained).is_file()  # `upt pretrain-toy` output
+        if pretrained is not None and pretrained not in tags and not own_file:
+            have = f"its weights are --pretrained {', '.join(tags)} or a file" if tags else "it has random weights only"
             raise UptError(f"Backbone '{name}' is built in and {have}; drop --pretrained {pretrained}.")
         cfg = BUILTIN_CONFIGS[name]
         model = open_clip.CLIP(**{**cfg, "quick_gelu": quick_gelu})
         if pretrained is not None:
-            load_packaged(model, name, tags[pretrained])
+            load_packaged(model, name, pretrained if own_file else tags[pretrained], own_file)
         tokenizer = open_clip.get_tokenizer("ViT-B-16", context_length=cfg["text_cfg"]["context_length"])
         size = BUILTIN_CONFIGS[name]["vision_cfg"]["image_size"]
         preprocess = Preprocess(OPENAI_MEAN, OPENAI_STD, size)

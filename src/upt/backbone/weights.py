@@ -13,19 +13,25 @@ from upt.backbone.configs import BUILTIN_CONFIGS, pretrained_config
 from upt.errors import UptError
 
 
-def load_packaged(model: nn.Module, name: str, filename: str) -> None:
-    """Put a built-in's packaged weights (``upt/assets/<filename>``) into ``model``."""
+def load_packaged(model: nn.Module, name: str, source: str, is_file: bool = False) -> None:
+    """Put a built-in's weights into ``model``: the packaged ``upt/assets/<source>``, or a file
+    written by ``upt pretrain-toy`` (``is_file``)."""
     from importlib import resources
 
+    from safetensors import SafetensorError
     from safetensors.torch import load as load_bytes
 
     from upt.toy.pretrain import restore_state
 
-    asset = resources.files("upt") / "assets" / filename
+    asset = Path(source) if is_file else resources.files("upt") / "assets" / source
     if not asset.is_file():
-        raise UptError(f"The packaged weights of '{name}' ({filename}) are missing from this installation; "
+        raise UptError(f"The packaged weights of '{name}' ({source}) are missing from this installation; "
                        f"reinstall upt, or rebuild them with `upt pretrain-toy --out FILE` and pass --pretrained FILE.")
-    model.load_state_dict(restore_state(model, load_bytes(asset.read_bytes())))
+    try:
+        model.load_state_dict(restore_state(model, load_bytes(asset.read_bytes())))
+    except (SafetensorError, KeyError, RuntimeError) as exc:
+        raise UptError(f"{source} does not hold weights of the '{name}' backbone ({type(exc).__name__}); "
+                       "write them with `upt pretrain-toy --out FILE`.") from None
 
 
 def require_reachable_weights(name: str, pretrained: str | None) -> None:

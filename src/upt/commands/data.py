@@ -9,7 +9,7 @@ from upt.errors import UptError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``upt data {check,info,shapes}``."""
+    """Add ``upt data {check,info,shapes,toy}``."""
     parser = subparsers.add_parser(
         "data", help="check datasets, show download steps, write the synthetic shapes set",
         description="Dataset tools. Datasets: " + ", ".join(catalog.CATALOG) + ", or folder:PATH for own data.",
@@ -37,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shapes.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     shapes.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     shapes.set_defaults(func=_shapes)
+
+    toy = sub.add_parser("toy", help="draw a toy-world task (for the pretrained toy backbone)")
+    toy.add_argument("task", help="shapes, backgrounds or textures (the attribute that names the classes)")
+    toy.add_argument("--out", required=True, help="output folder")
+    toy.add_argument("--per-class", type=int, default=60, help="images per class (default 60)")
+    toy.add_argument("--seed", type=int, default=11, help="scene seed (default 11; pretraining used 0)")
+    toy.set_defaults(func=_toy)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -71,4 +78,14 @@ def _shapes(args: argparse.Namespace) -> int:
     out = make_shapes(args.out, per_class=args.per_class, seed=args.seed, size=args.size)
     print(f"wrote {args.per_class * len(SHAPES)} images ({', '.join(SHAPES)}) to {out}")
     print(f"use it as --dataset folder:{out}" + (" or, under a data root, --dataset shapes" if out.name == "shapes" else ""))
+    return 0
+
+
+def _toy(args: argparse.Namespace) -> int:
+    from upt.toy.tasks import make_task
+
+    if args.per_class < 1:
+        raise UptError(f"--per-class must be at least 1, got {args.per_class}.")
+    out = make_task(args.out, args.task, per_class=args.per_class, seed=args.seed)
+    print(f"wrote the toy task '{args.task}' to {out}; use it as --dataset folder:{out} --backbone toy")
     return 0

@@ -1,4 +1,5 @@
-"""The resume checkpoint: one file, written atomically at the end of every epoch.
+"""Resuming a run: the checkpoint, one file written atomically at the end of every epoch, and the
+checks around it (the same run only, finite tensors only, metrics of epochs about to rerun dropped).
 
 ``checkpoint/state.safetensors`` holds the trained tensors (``method.*``), the optimizer's tensors
 (``optim.*``) and, in the file's own metadata, the JSON state (epoch, optimizer settings, step,
@@ -12,12 +13,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
 
-from upt.engine.checkpoint import RESUME_DIR, load_tensors, read_json, save_tensors
+from upt.engine.checkpoint import RESUME_DIR, atomic_write, load_tensors, read_json, save_tensors
+from upt.engine.rundir import read_yaml_mapping
 from upt.errors import UptError
+
+if TYPE_CHECKING:
+    from upt.engine.config import RunConfig
+    from upt.engine.train import Trainer
 
 STATE_FILE = "state.safetensors"
 LEGACY_STATE_JSON = "state.json"
@@ -52,3 +59,37 @@ def load_checkpoint(run_dir: Path, device: str | torch.device = "cpu") -> tuple[
     if not legacy.exists():
         raise UptError(f"Checkpoint {path} carries no training state; remove {path.parent} to restart the run.")
     return tensors, read_json(legacy)
+
+
+def check_same_run(out: Path, cfg: RunConfig) -> None:
+    """Refuse ``--resume`` of a run folder trained with other settings, before anything is written."""
+    from upt.engine.config import config_differences
+
+    stored = out / "config.yaml"
+    if not stored.exists():
+        return
+    previous = read_yaml_mapping(stored, "cannot check what run --resume would continue.")
+    diff = config_differences(previous, cfg.to_dict())
+    if diff:
+        raise UptError(f"Run folder {out} holds a different run ({'; '.join(diff)}); --resume continues only the "
+                       "same run: use another --out, or --overwrite to replace it.")
+
+
+def require_finite(tensors: dict[str, torch.Tensor], epoch: int, trainer: Trainer) -> None:
+    """Stop before a checkpoint would store non-finite trained tensors (a finite loss does not
+    guarantee finite parameters); the previous epoch's checkpoint stays."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise UptError(f"The trained tensors became non-finite ({', '.join(bad[:3])}) in epoch {epoch + 1} "
+                       f"(step {trainer.step}); training stopped and the last good checkpoint is kept. "
+                       f"{trainer.advice()}.")
+
+
+def keep_epochs(metrics_file: Path, epochs: int) -> None:
+    """Drop the records of epochs after ``epochs`` (written before a crash, about to run again)."""
+    if not metrics_file.exists():
+        return
+    lines = [line for line in metrics_file.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("epoch", 0) <= epochs]
+    if len(kept) != len(lines):
+        atomic_write(metrics_file, lambda p: p.write_text("".join(f"{line}\n" for line in kept)))

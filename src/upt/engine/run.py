@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import resource
@@ -20,7 +19,6 @@ from upt.engine import distributed as dist
 from upt.engine.checkpoint import (
     META_FILE,
     PROMPT_FILE,
-    atomic_write,
     git_revision,
     read_json,
     save_tensors,
@@ -40,7 +38,7 @@ from upt.engine.loaders import (
 )
 from upt.engine.precision import resolve_precision
 from upt.engine.progress import Progress
-from upt.engine.resume import load_checkpoint, save_checkpoint
+from upt.engine.resume import check_same_run, keep_epochs, load_checkpoint, require_finite, save_checkpoint
 from upt.engine.rundir import (
     append_jsonl,
     attach_log_file,
@@ -50,7 +48,6 @@ from upt.engine.rundir import (
     load_run,
     prepare_run_dir,
     read_run_config,
-    read_yaml_mapping,
     resolve_device,
     write_config,
 )
@@ -116,20 +113,6 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, overwrite: 
         if handler is not None:
             logging.getLogger("upt").removeHandler(handler)
             handler.close()
-
-
-def check_same_run(out: Path, cfg: RunConfig) -> None:
-    """Refuse ``--resume`` of a run folder trained with other settings, before anything is written."""
-    from upt.engine.config import config_differences
-
-    stored = out / "config.yaml"
-    if not stored.exists():
-        return
-    previous = read_yaml_mapping(stored, "cannot check what run --resume would continue.")
-    diff = config_differences(previous, cfg.to_dict())
-    if diff:
-        raise UptError(f"Run folder {out} holds a different run ({'; '.join(diff)}); --resume continues only the "
-                       "same run: use another --out, or --overwrite to replace it.")
 
 
 def _spawned_train(cfg: dict, out: str, resume: bool) -> None:
@@ -277,26 +260,6 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
                          "train_images": images, "last_epoch": stats})
     return {"epochs": epochs, "steps": trainer.step, "final_loss": stats["loss"] if stats else None,
             "train_seconds": seconds, "train_images": images}
-
-
-def require_finite(tensors: dict[str, torch.Tensor], epoch: int, trainer: Trainer) -> None:
-    """Stop before a checkpoint would store non-finite trained tensors (a finite loss does not
-    guarantee finite parameters); the previous epoch's checkpoint stays."""
-    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise UptError(f"The trained tensors became non-finite ({', '.join(bad[:3])}) in epoch {epoch + 1} "
-                       f"(step {trainer.step}); training stopped and the last good checkpoint is kept. "
-                       f"{trainer.advice()}.")
-
-
-def keep_epochs(metrics_file: Path, epochs: int) -> None:
-    """Drop the records of epochs after ``epochs`` (written before a crash, about to run again)."""
-    if not metrics_file.exists():
-        return
-    lines = [line for line in metrics_file.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line).get("epoch", 0) <= epochs]
-    if len(kept) != len(lines):
-        atomic_write(metrics_file, lambda p: p.write_text("".join(f"{line}\n" for line in kept)))
 
 
 def eval_run(run_dir: str | Path, dataset: str | None = None, data_root: str | None = None,

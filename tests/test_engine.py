@@ -55,6 +55,7 @@ def test_train_eval_predict(tmp_path, flowers, capsys, method):
     assert main(["eval", "--run", str(run), "--device", "cpu"]) == 0
     capsys.readouterr()
     again = json.loads(next((run / "eval").glob("*.json")).read_text())
+    assert (again["precision"], again["device"]) == ("fp32", "cpu")  # what this evaluation ran with
     assert again["accuracy"] == results["accuracy"]
     assert again["per_class_accuracy"] == results["per_class_accuracy"]
 

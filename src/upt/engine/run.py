@@ -297,7 +297,8 @@ def eval_run(run_dir: str | Path, dataset: str | None = None, data_root: str | N
     precision.prepare(method.backbone, method)
     with Progress(len(splits.test), "eval") as bar:
         metrics = evaluate(method, eval_loader(splits.test, method.backbone.preprocess, cfg), names, precision, bar)
-    results = {**_record(cfg, method, dataset, classes, splits, metrics), "run": str(run_dir)}
+    results = {**_record(cfg, method, dataset, classes, splits, metrics), "run": str(run_dir),
+               "precision": precision.name, "device": str(method.backbone.device)}
     if record is not None:
         write_json(record, results)
     return results

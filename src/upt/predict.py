@@ -36,11 +36,6 @@ ERROR_POLICIES = ("raise", "skip", "report")
 _ACCEPTED = "image paths, folders, PIL images, numpy arrays or torch tensors"
 
 
-def expand_paths(items: Iterable[str | Path]) -> list[str]:
-    """Image files named directly, plus every image below named folders (sorted)."""
-    return [f for item in items for f in _expand_path(item)]
-
-
 def _expand_path(item: str | Path) -> list[str]:
     """The image file ``item`` names, or every image below the folder it names (sorted)."""
     p = Path(item)

@@ -159,19 +159,26 @@ def _json_default(obj):
 
 def read_json(path: Path) -> Any:
     """Parse a JSON file; every way it can be unreadable is one UptError naming it."""
-    path = Path(path)
+    return read_parsed(Path(path), json.loads, "JSON", json.JSONDecodeError, str,
+                       "is this a upt run folder?", "the file is damaged.")
+
+
+def read_parsed(path: Path, parse: Callable[[bytes], Any], kind: str, syntax_error: type[Exception],
+                describe: Callable[[Exception], str], missing_hint: str, fix: str) -> Any:
+    """``parse`` of a file's bytes; a missing, unreadable, non-UTF-8, malformed (``syntax_error``,
+    worded by ``describe``) or too deeply nested file is one UptError naming it, ending with ``fix``."""
     try:
-        return json.loads(path.read_bytes())
+        return parse(path.read_bytes())
     except FileNotFoundError as exc:
-        raise UptError(f"{path} is missing; is this a upt run folder?") from exc
-    except json.JSONDecodeError as exc:
-        raise UptError(f"{path} is not valid JSON ({exc}); the file is damaged.") from exc
-    except UnicodeDecodeError as exc:
-        raise UptError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); the file is damaged.") from exc
-    except RecursionError as exc:
-        raise UptError(f"{path} nests its JSON too deeply to read; the file is damaged.") from exc
+        raise UptError(f"{path} is missing; {missing_hint}") from exc
     except OSError as exc:
         raise UptError(f"{path} cannot be read ({os_reason(exc)}).") from exc
+    except UnicodeDecodeError as exc:
+        raise UptError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); {fix}") from exc
+    except syntax_error as exc:
+        raise UptError(f"{path} is not valid {kind} ({describe(exc)}); {fix}") from exc
+    except RecursionError as exc:
+        raise UptError(f"{path} nests its {kind} too deeply to read; {fix}") from exc
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

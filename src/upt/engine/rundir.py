@@ -21,8 +21,8 @@ from upt.engine.checkpoint import (
     check_writable,
     load_tensors,
     one_line,
-    os_reason,
     read_json,
+    read_parsed,
     value_kind,
     versions,
 )
@@ -213,18 +213,8 @@ def read_run_config(run_dir: Path):
 def read_yaml_mapping(path: Path, missing_hint: str) -> dict:
     """Parse a YAML file that must hold a mapping; every problem is one UptError naming the file."""
     fix = "the file is damaged: restore it or train the run again."
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UptError(f"{path} is missing; {missing_hint}") from exc
-    except OSError as exc:
-        raise UptError(f"{path} cannot be read ({os_reason(exc)}).") from exc
-    except UnicodeDecodeError as exc:
-        raise UptError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); {fix}") from exc
-    except yaml.YAMLError as exc:
-        raise UptError(f"{path} is not valid YAML ({_yaml_problem(exc)}); {fix}") from exc
-    except RecursionError as exc:
-        raise UptError(f"{path} nests its YAML too deeply to read; {fix}") from exc
+    values = read_parsed(path, lambda data: yaml.safe_load(data.decode("utf-8")), "YAML", yaml.YAMLError,
+                         _yaml_problem, missing_hint, fix)
     if not isinstance(values, dict):
         raise UptError(f"{path} holds {value_kind(values)}, not a mapping of settings; {fix}")
     return values

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -134,7 +134,3 @@ def scene_at(seed: int, index: int, fixed: Mapping[str, str] | None = None,
     """The ``index``-th scene of stream ``seed`` (a pure function of its arguments)."""
     key = ",".join(f"{k}={v}" for k, v in sorted((fixed or {}).items()))
     return sample_scene(random.Random(f"upt-toy/{seed}/{index}/{key}"), fixed, held_out)
-
-
-def with_attributes(scene: Scene, **changes: str) -> Scene:
-    return replace(scene, **changes)

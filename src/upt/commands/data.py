@@ -38,8 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shapes.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     shapes.set_defaults(func=_shapes)
 
+    from upt.toy.tasks import TASKS
+
     toy = sub.add_parser("toy", help="draw a toy-world task (for the pretrained toy backbone)")
-    toy.add_argument("task", help="shapes, backgrounds or textures (the attribute that names the classes)")
+    toy.add_argument("task", choices=sorted(TASKS), help="the attribute that names the classes")
     toy.add_argument("--out", required=True, help="output folder")
     toy.add_argument("--per-class", type=int, default=60, help="images per class (default 60)")
     toy.add_argument("--seed", type=int, default=11, help="scene seed (default 11; pretraining used 0)")

@@ -5,7 +5,8 @@ seed the pretraining never used (it drew seed 0), so its images are new to the t
 
 - ``shapes``: the six shapes (``circle`` ... ``triangle``);
 - ``backgrounds``: the background pattern (``plain_background`` ... ``gradient_background``);
-- ``textures``: the shape's fill (``plain_shape``, ``striped_shape``, ``dotted_shape``).
+- ``textures``: the shape's fill (``plain_shape``, ``striped_shape``, ``dotted_shape``);
+- ``colours``: the shape's colour (``red`` ... ``black``; the background is always another colour).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from upt.errors import unknown_name
-from upt.toy.world import BACKGROUNDS, SHAPES, TEXTURES, render, scene_at
+from upt.toy.world import BACKGROUNDS, COLOURS, SHAPES, TEXTURES, render, scene_at
 
 TASKS: dict[str, tuple[str, tuple[str, ...], str]] = {  # name -> (attribute, values, folder name)
     "shapes": ("shape", SHAPES, "{}"),
     "backgrounds": ("background", BACKGROUNDS, "{}_background"),
     "textures": ("texture", TEXTURES, "{}_shape"),
+    "colours": ("colour", tuple(COLOURS), "{}"),
 }
 
 

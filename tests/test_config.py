@@ -36,8 +36,9 @@ def test_every_packaged_preset_resolves(preset):
 
 @pytest.mark.parametrize("grid", GRIDS)
 def test_every_packaged_grid_plans(grid, tmp_path):
-    jobs = plan_jobs(load_grid(grid, {"backbone": "tiny", "pretrained": "none"}), tmp_path)
-    assert jobs and all(job.train_args[0] == "train" for job in jobs)
+    grid = load_grid(grid, {"backbone": "tiny", "pretrained": "none"})
+    jobs = plan_jobs(grid, tmp_path)
+    assert jobs and all(job.config.method in job.name and job.config.protocol == grid.protocol for job in jobs)
 
 
 def test_precedence_defaults_method_presets_flags_overrides(tmp_path):

@@ -142,7 +142,12 @@ def test_failing_run_is_recorded_while_the_others_finish(tmp_path, photos):
     assert "FAILED fewshot/broken/coop/1shot/seed1 (train)" in printed
     records = [json.loads(line) for line in (root / "sweep-failures.jsonl").read_text().splitlines()]
     assert [(r["run"], r["step"]) for r in records] == [("fewshot/broken/coop/1shot/seed1", "train")]
-    assert "cannot be read" in records[0]["error"] and records[0]["command"].startswith("upt train --method coop")
+    job_file = root / "sweep-jobs/fewshot/broken/coop/1shot/seed1.yaml"
+    assert "cannot be read" in records[0]["error"]
+    assert records[0]["command"] == f"upt train --config {job_file} --out {root / 'fewshot/broken/coop/1shot/seed1'}"
+    job = yaml.safe_load(job_file.read_text())  # the resolved config: rerunning the command reproduces the run
+    assert (job["method"], job["dataset"], job["shots"], job["seed"], job["backbone"]) == (
+        "coop", f"folder:{bad}", 1, 1, "tiny")
     assert Path(records[0]["log"]).is_file()
     done = json.loads((root / "fewshot/flowers5/coop/1shot/seed1/results.json").read_text())
     assert done["n_images"] == 90 and done["fewshot"]["shots"] == 1 and len(done["fewshot"]["train"]) == 5
@@ -157,7 +162,8 @@ def test_dry_run_lists_every_step_and_runs_nothing(tmp_path, photos):
                      "--seeds", "1,2,3", "--backbone", "tiny", "--out", str(root), "--dry-run"]) == 0
     text = out.getvalue()
     assert "4 runs (4 todo)" in text  # coop x 3 seeds; zero-shot once (it uses no labelled image)
-    assert text.count("upt train ") == 4 and text.count("--classes base") == 4
+    assert text.count("upt train --config ") == 4 and text.count("base classes, 16 shots") == 3
+    assert "train zeroshot on " in text and "base classes, 0 shots, seed 1" in text
     assert text.count("upt eval ") == 4 and text.count("--classes new") == 4
     assert "base2new/flowers5/zeroshot/0shot/seed1" in text and "zeroshot/16shot" not in text
     assert not root.exists()
@@ -179,7 +185,8 @@ def test_grid_mistakes_are_caught_before_anything_runs(tmp_path):
     # zero-shot once, the 4 trained methods x 3 seeds each
     assert len(jobs) == 4 * 3 + 1 and jobs[0].evals == tuple((t, "all") for t in
                                                               ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"))
-    assert "--config protocols/dg" in " ".join(jobs[0].train_args)
+    assert [(j.config.protocol, j.config.dataset, j.config.shots) for j in jobs] == [("dg", "imagenet", 0)] + [
+        ("dg", "imagenet", 16)] * 12
 
 
 def test_workers_get_one_gpu_each_or_a_share_of_cpu_threads(monkeypatch):

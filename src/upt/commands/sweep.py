@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 
 
 def _ints(text: str) -> list[int]:
@@ -80,16 +79,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dry_run(jobs, root: str) -> int:
+    from upt.sweep.plan import JOBS_DIR, command
+
     counts: dict[str, int] = {}
     for job in jobs:
         status = job.status()
         counts[status] = counts.get(status, 0) + 1
         print(f"{status:7s} {job.name}")
         if status in ("todo", "resume"):
-            resume = ["--resume"] if status == "resume" else []
-            print(f"          {shlex.join(['upt', *job.train_args, *resume])}")
+            print(f"          train {job.describe()}: {command(job.train_argv(resume=status == 'resume'))}")
         for dataset, classes in job.evals:
             if status != "done" and (status != "eval" or not job.evaluated(dataset, classes)):
-                print(f"          {shlex.join(['upt', *job.eval_args(dataset, classes)])}")
-    print(f"dry run {root}: {len(jobs)} runs (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")")
+                print(f"          {command(job.eval_argv(dataset, classes))}")
+    print(f"dry run {root}: {len(jobs)} runs (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "); "
+          f"each run's resolved config goes to {root}/{JOBS_DIR}/ when it runs")
     return 0

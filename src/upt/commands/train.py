@@ -62,8 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from upt.backbone import BUILTIN_CONFIGS
-    from upt.backbone.configs import builtin_default_weights
+    """The run config the flags, ``--config`` presets and ``--set`` overrides resolve to."""
     from upt.engine.config import merge, nested, resolve
 
     base: dict = {}
@@ -71,8 +70,6 @@ def config_from_args(args: argparse.Namespace):
         value = getattr(args, flag, None)
         if value is not None:
             base = merge(base, nested(key, value))
-    if base.get("backbone") in BUILTIN_CONFIGS and args.pretrained is None:
-        base["pretrained"] = builtin_default_weights(base["backbone"])
     return resolve(base, args.config, args.set)
 
 

@@ -264,6 +264,11 @@ def resolve(base: dict, presets: list[str] = (), overrides: list[str] = ()) -> R
     merged: dict = {"protocol": protocol}
     for layer in [packaged_preset(f"protocols/{protocol}"), packaged_preset(f"methods/{method}"), *layers]:
         merged = merge(merged, for_protocol(layer, protocol))
+    from upt.backbone.configs import BUILTIN_CONFIGS, builtin_default_weights
+
+    backbone = merged.get("backbone", RunConfig.backbone)
+    if "pretrained" not in merged and backbone in BUILTIN_CONFIGS:  # its packaged weights (or random)
+        merged["pretrained"] = builtin_default_weights(backbone)
     return from_dict(merged)
 
 

@@ -26,7 +26,8 @@ from upt.errors import UptError
 from upt.sweep.protocols import get_protocol
 
 _RENAMED = {"set": "overrides"}  # YAML key -> field name
-_FLAG_KEYS = ("backbone", "pretrained", "data_root", "device", "precision", "epochs", "max_steps")
+_RUN_KEYS = {"backbone": "backbone", "pretrained": "pretrained", "data_root": "data_root", "device": "device",
+             "precision": "precision", "epochs": "optim.epochs", "max_steps": "optim.max_steps"}  # grid -> config
 
 
 @dataclass
@@ -118,11 +119,13 @@ def load_grid(path: str | Path | None, updates: dict | None = None) -> Grid:
     return grid_from_dict(values)
 
 
-def flag_args(grid: Grid) -> list[str]:
-    """``upt train`` flags for the grid-wide settings that are set."""
-    out: list[str] = []
-    for key in _FLAG_KEYS:
+def run_settings(grid: Grid) -> dict:
+    """The grid-wide run settings that are set, as a nested run-config mapping."""
+    from upt.engine.config import merge, nested
+
+    out: dict = {}
+    for key, dotted in _RUN_KEYS.items():
         value = getattr(grid, key)
         if value is not None:
-            out += [f"--{key.replace('_', '-')}", str(value)]
+            out = merge(out, nested(dotted, value))
     return out

@@ -1,8 +1,11 @@
-"""Expand a grid into jobs: one run folder per (method, dataset, shots, seed), its ``upt`` commands,
-and what on disk says each step is already done.
+"""Expand a grid into jobs: one run folder per (method, dataset, shots, seed), the resolved
+:class:`~upt.engine.config.RunConfig` it trains with, the evaluations after it, and what on disk says
+each step is already done.
 
 Run folders are ``ROOT/<protocol>/<dataset>/<method>/<shots>shot/seed<seed>``; a ``folder:`` dataset
-is named by its last path component.
+is named by its last path component. A job's config is resolved exactly as ``upt train`` resolves
+flags (:func:`upt.engine.config.resolve`); settings that depend on the machine (``device``,
+``precision: auto``) stay unresolved until the job runs, on the machine that runs it.
 """
 
 from __future__ import annotations
@@ -10,15 +13,18 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from upt.engine.config import RunConfig, config_differences, config_text, fill_defaults, merge, resolve
 from upt.errors import UptError
 from upt.methods import get_method_class
-from upt.sweep.grid import Grid, flag_args
+from upt.sweep.grid import Grid, run_settings
 
 log = logging.getLogger(__name__)
 RESULTS = "results.json"
+JOBS_DIR = "sweep-jobs"  # ROOT/sweep-jobs/<run name>.yaml: each job's config, as `upt train --config` takes it
 
 
 @dataclass(frozen=True)
@@ -28,25 +34,51 @@ class Job:
     Attributes:
         name: the run folder relative to the sweep root.
         run_dir: the run folder.
-        identity: fields its ``results.json`` must carry (a folder holding another run is an error).
-        config: the fully resolved run config the cell trains with; an existing run folder whose
-            ``config.yaml`` differs (beyond cost-only settings) is an error naming the keys.
-        train_args: ``upt`` arguments of the training run.
+        config: the resolved run config the cell trains with. An existing run folder whose
+            ``config.yaml`` differs from it (beyond cost-only settings) is an error naming the keys.
+        config_file: where the config is written for a worker process or a cluster job
+            (``upt train --config FILE --out RUN_DIR``).
         evals: (dataset, classes) pairs evaluated with ``upt eval`` after training.
         device: ``--device`` for the evaluations (None: the default).
     """
 
     name: str
     run_dir: Path
-    identity: dict
-    train_args: tuple[str, ...]
+    config: RunConfig
+    config_file: Path
     evals: tuple[tuple[str, str], ...] = ()
     device: str | None = None
-    config: dict | None = None
 
-    def eval_args(self, dataset: str, classes: str) -> tuple[str, ...]:
-        device = ("--device", self.device) if self.device else ()
-        return ("eval", "--run", str(self.run_dir), "--dataset", dataset, "--classes", classes, *device)
+    @functools.cached_property
+    def filled(self) -> RunConfig:
+        """:attr:`config` with every default written out, as the run's ``config.yaml`` will hold it."""
+        return fill_defaults(self.config)
+
+    @property
+    def identity(self) -> dict:
+        """Fields its ``results.json`` must carry (a folder holding another run is an error)."""
+        return {k: getattr(self.filled, k) for k in ("method", "dataset", "shots", "seed", "protocol", "classes",
+                                                     "backbone", "pretrained")}
+
+    def write_config(self) -> Path:
+        """Write :attr:`config_file` (what a worker process or a cluster job reads); returns it."""
+        self.config_file.parent.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(config_text(self.config))
+        return self.config_file
+
+    def train_argv(self, resume: bool = False) -> list[str]:
+        """``upt`` arguments that train this job from :attr:`config_file`."""
+        return ["train", "--config", str(self.config_file), "--out", str(self.run_dir), *(["--resume"] if resume else [])]
+
+    def eval_argv(self, dataset: str, classes: str) -> list[str]:
+        """``upt`` arguments of one evaluation."""
+        device = ["--device", self.device] if self.device else []
+        return ["eval", "--run", str(self.run_dir), "--dataset", dataset, "--classes", classes, *device]
+
+    def describe(self) -> str:
+        """The cell in words: ``coop on folder:/d/flowers5, all classes, 16 shots, seed 1``."""
+        c = self.config
+        return f"{c.method} on {c.dataset}, {c.classes} classes, {c.shots} shots, seed {c.seed}"
 
     def trained(self) -> bool:
         """Whether training finished (``results.json`` exists and is this job's run)."""
@@ -59,14 +91,20 @@ class Job:
             detail = ", ".join(f"{k} {have!r} instead of {want!r}" for k, (have, want) in wrong.items())
             raise UptError(f"Run folder {self.run_dir} holds another run ({detail}); use another sweep root.")
         stored = _read_yaml(self.run_dir / "config.yaml")
-        if self.config is not None and stored:
-            from upt.engine.config import config_differences
-
-            diff = config_differences(stored, self.config)
+        if stored:
+            diff = config_differences(stored, self._as_resolved_there(stored))
             if diff:
                 raise UptError(f"Run folder {self.run_dir} was trained with other settings ({'; '.join(diff)}); "
                                "use another sweep root (or remove the folder to retrain it).")
         return True
+
+    def _as_resolved_there(self, stored: dict) -> dict:
+        """This job's config with every default written out; ``precision: auto`` as the machine that
+        trained the run resolved it (a sweep planned on a CPU login node must not see bf16 as a change)."""
+        filled = self.filled.to_dict()
+        if self.config.precision == "auto" and "precision" in stored:
+            filled["precision"] = stored["precision"]
+        return filled
 
     def evaluated(self, dataset: str, classes: str) -> bool:
         """Whether an ``eval/*.json`` record of (dataset, classes) exists in the run folder."""
@@ -87,6 +125,11 @@ class Job:
         if self.trained():
             return "done" if all(self.evaluated(d, c) for d, c in self.evals) else "eval"
         return "resume" if self.started() else "todo"
+
+
+def command(argv: list[str]) -> str:
+    """``argv`` as the ``upt`` command line a person would type."""
+    return shlex.join(["upt", *argv])
 
 
 def _read(path: Path) -> dict:
@@ -114,7 +157,7 @@ def dataset_slug(dataset: str) -> str:
 
 
 def plan_jobs(grid: Grid, root: str | Path) -> list[Job]:
-    """Every job of ``grid`` under ``root``, checked to resolve into valid run configs first."""
+    """Every job of ``grid`` under ``root``, each config resolved (and so checked) before anything runs."""
     root = Path(root)
     proto = grid.protocol_spec
     slugs = {d: dataset_slug(d) for d in grid.datasets}
@@ -132,40 +175,14 @@ def plan_jobs(grid: Grid, root: str | Path) -> list[Job]:
             for shots in [0] if once else grid.shots:
                 for seed in grid.seeds[:1] if once else grid.seeds:
                     name = f"{grid.protocol}/{slugs[dataset]}/{method}/{shots}shot/seed{seed}"
-                    args = tuple(_train_args(grid, method, dataset, shots, seed, root / name))
-                    config = _resolved_config(args)
-                    identity = {k: config[k] for k in ("method", "dataset", "shots", "seed", "protocol", "classes",
-                                                       "backbone", "pretrained")}
-                    jobs.append(Job(name, root / name, identity, args, tuple(evals), grid.device, config))
+                    config = job_config(grid, method, dataset, shots, seed)
+                    jobs.append(Job(name, root / name, config, root / JOBS_DIR / f"{name}.yaml", tuple(evals),
+                                    grid.device))
     return jobs
 
 
-def _train_args(grid: Grid, method: str, dataset: str, shots: int, seed: int, out: Path) -> list[str]:
-    args = ["train", "--method", method, "--dataset", dataset, "--shots", str(shots), "--seed", str(seed),
-            "--protocol", grid.protocol, "--classes", grid.protocol_spec.classes, "--out", str(out),
-            "--config", f"protocols/{grid.protocol}"]
-    for preset in grid.config:
-        args += ["--config", preset]
-    args += flag_args(grid)
-    for item in [*grid.overrides, *grid.method_set.get(method, [])]:
-        args += ["--set", item]
-    return args
-
-
-def _resolved_config(argv: tuple[str, ...]) -> dict:
-    """The fully resolved config ``upt train argv`` will run with (checked before anything runs)."""
-    from upt.commands.train import config_from_args
-    from upt.engine.config import fill_defaults
-
-    try:
-        args = _parser().parse_args(list(argv))
-    except SystemExit:  # argparse has printed what is wrong
-        raise UptError(f"The grid gives `upt train` invalid arguments: {' '.join(argv)}") from None
-    return fill_defaults(config_from_args(args)).to_dict()
-
-
-@functools.cache
-def _parser():
-    from upt.cli import build_parser
-
-    return build_parser()
+def job_config(grid: Grid, method: str, dataset: str, shots: int, seed: int) -> RunConfig:
+    """The run config of one cell: the grid's settings and presets, resolved as ``upt train`` resolves them."""
+    cell = {"method": method, "dataset": dataset, "shots": shots, "seed": seed, "protocol": grid.protocol,
+            "classes": grid.protocol_spec.classes}
+    return resolve(merge(run_settings(grid), cell), grid.config, [*grid.overrides, *grid.method_set.get(method, [])])

@@ -1,18 +1,18 @@
 """Run a sweep's jobs: skip what is done, resume what crashed, record what fails and go on.
 
-With one worker every step runs in this process (no start-up cost per run); with N > 1 each step
-is a ``python -m upt`` subprocess, N at a time, pinned one per GPU when GPUs exist. Either way a
-failing run cannot stop the sweep: its one-line error goes to ``ROOT/sweep-failures.jsonl``.
+With one worker every step runs in this process (``train_run(job.config)``, ``eval_run``; no
+start-up cost per run); with N > 1 each step is a ``python -m upt`` subprocess, N at a time, pinned
+one per GPU when GPUs exist, training from the job's resolved config file (``upt train --config
+ROOT/sweep-jobs/<run>.yaml``). Either way a failing run cannot stop the sweep: its one-line error
+and the command that reproduces it go to ``ROOT/sweep-failures.jsonl``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import os
-import shlex
 import subprocess
 import sys
 import threading
@@ -25,12 +25,23 @@ from pathlib import Path
 from queue import Queue
 
 from upt.errors import UptError
-from upt.sweep.plan import Job
+from upt.sweep.plan import Job, command
 
 log = logging.getLogger(__name__)
 FAILURES_FILE = "sweep-failures.jsonl"
 LOG_DIR = "sweep-logs"
-Execute = Callable[[Sequence[str], Path], "str | None"]  # (upt argv, log file) -> error or None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a job: its name, how to run it here, and the ``upt`` arguments that run it elsewhere."""
+
+    name: str
+    run: Callable[[], object]
+    argv: list[str]
+
+
+Execute = Callable[[Step, Path], "str | None"]  # (step, log file) -> error or None
 
 
 @dataclass
@@ -88,7 +99,7 @@ def run_sweep(jobs: Sequence[Job], root: str | Path, workers: int = 1) -> SweepS
     def work(index: int, job: Job) -> None:
         env = slots.get()
         try:
-            _run_job(index, job, lambda argv, path: _subprocess(argv, path, env), book)
+            _run_job(index, job, lambda step, path: _subprocess(step.argv, path, env), book)
         finally:
             slots.put(env)
 
@@ -211,41 +222,48 @@ def _pending_status(job: Job, book: _Book) -> str | None:
     return status
 
 
+def job_steps(job: Job, status: str) -> list[Step]:
+    """What is left of ``job`` in state ``status`` (see :meth:`Job.status`): training, then evaluations."""
+    from upt.engine import eval_run, train_run
+
+    steps = []
+    if status in ("todo", "resume"):
+        resume = status == "resume"
+        steps.append(Step("train", lambda: train_run(job.config, job.run_dir, resume=resume), job.train_argv(resume)))
+    for dataset, classes in job.evals:
+        if status in ("todo", "resume") or not job.evaluated(dataset, classes):
+            steps.append(Step(f"eval {dataset} {classes}",
+                              lambda d=dataset, c=classes: eval_run(job.run_dir, d, None, c, job.device or "auto"),
+                              job.eval_argv(dataset, classes)))
+    return steps
+
+
 def _run_job(index: int, job: Job, execute: Execute, book: _Book) -> None:
     if book.stop.is_set():
         return
     status = _pending_status(job, book)
     if status is None:
         return
-    steps: list[tuple[str, Sequence[str]]] = []
-    if status in ("todo", "resume"):
-        steps.append(("train", [*job.train_args, *(["--resume"] if status == "resume" else [])]))
-    steps += [(f"eval {d} {c}", job.eval_args(d, c)) for d, c in job.evals
-              if status in ("todo", "resume") or not job.evaluated(d, c)]
-    for step, argv in steps:
+    for step in job_steps(job, status):
         if book.stop.is_set():
             return
-        book.step(index, job, step + (" (resume)" if "--resume" in argv else ""))
-        path = book.log_file(job, step)
-        error = execute(argv, path)
+        book.step(index, job, step.name + (" (resume)" if "--resume" in step.argv else ""))
+        path = book.log_file(job, step.name)
+        if step.name == "train":
+            job.write_config()  # what a worker process reads, and what the failure record's command names
+        error = execute(step, path)
         if error is not None:
-            book.fail(Failure(job.name, step, shlex.join(["upt", *argv]), error, str(path) if path.exists() else None))
-            if step == "train":
+            book.fail(Failure(job.name, step.name, command(step.argv), error, str(path) if path.exists() else None))
+            if step.name == "train":
                 return  # nothing to evaluate
 
 
-def _in_process(argv: Sequence[str], log_path: Path) -> str | None:
-    """Run ``upt ARGV`` in this process; returns the one-line error, or None on success."""
-    from upt.cli import build_parser
-
+def _in_process(step: Step, log_path: Path) -> str | None:
+    """Run ``step`` in this process; returns the one-line error, or None on success."""
     try:
-        args = build_parser().parse_args(list(argv))
-        with contextlib.redirect_stdout(io.StringIO()):  # the command's JSON line; results are on disk
-            args.func(args)
+        step.run()
     except UptError as exc:
         return str(exc)
-    except SystemExit as exc:  # argparse refused the arguments (its message went to stderr)
-        return f"invalid arguments (exit status {exc.code})"
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - any crash of one run is recorded, the sweep goes on

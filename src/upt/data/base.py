@@ -10,11 +10,12 @@ import hashlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
 from upt.errors import UptError
+from upt.text import clean_classname  # noqa: F401  (the readers take it from here with the rest)
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +81,6 @@ class DatasetSplits:
         """Return a copy with some fields changed (``info`` is copied, not shared)."""
         changes.setdefault("info", dict(self.info))
         return replace(self, **changes)
-
-
-def clean_classname(name: str, renames: Mapping[str, str] | None = None) -> str:
-    """Apply a dataset's renames, then turn underscores into spaces (CoOp does this in the model)."""
-    if renames:
-        name = renames.get(name, name)
-    return " ".join(name.replace("_", " ").split())
 
 
 def is_image(name: str) -> bool:

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from upt.backbone import Backbone
-from upt.data.base import clean_classname
 from upt.errors import UptError
+from upt.text import clean_classname
 
 ClassPosition = Literal["end", "middle", "front"]
 CLASS_POSITIONS = ("end", "middle", "front")

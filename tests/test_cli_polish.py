@@ -343,8 +343,9 @@ def test_describe_methods_separates_counts_from_reasons(tiny):
 
 
 # --- 15. which methods each backbone can run -------------------------------------------------------
-TEXT_ONLY, VISUAL_ONLY, NEITHER = ("zeroshot, linear-probe, coop, cocoop", "zeroshot, linear-probe, vpt",
-                                   "zeroshot, linear-probe")
+TEXT_ONLY, VISUAL_ONLY, NEITHER = (
+    "zeroshot, linear-probe, coop, cocoop, kgcoop, tip-adapter, tip-adapter-f",
+    "zeroshot, linear-probe, vpt, tip-adapter, tip-adapter-f", "zeroshot, linear-probe, tip-adapter, tip-adapter-f")
 
 
 def test_list_backbones_names_the_methods(capsys, monkeypatch):
@@ -371,7 +372,7 @@ def test_list_backbones_names_the_methods(capsys, monkeypatch):
 def test_method_support_reason_is_one_sentence():
     assert method_support("RN50")["vpt"] == (
         "vpt needs visual-prompt seams, which backbone 'RN50' lacks (a ResNet image tower); use a CLIP ViT such as "
-        "ViT-B-16, or a method it supports (zeroshot, linear-probe, coop, cocoop).")
+        "ViT-B-16, or a method it supports (zeroshot, linear-probe, coop, cocoop, kgcoop, tip-adapter, tip-adapter-f).")
     assert method_support("coca_ViT-B-32")["upt"].startswith(
         "upt needs text- and visual-prompt seams, which backbone 'coca_ViT-B-32' lacks (CoCa's text tower; an image "
         "tower not pooled on its class token);")
@@ -384,8 +385,9 @@ def test_info_backbone_names_the_methods(capsys):
     capsys.readouterr()
     assert main(["info", "backbone", "RN50"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["methods"] == ["zeroshot", "linear-probe", "coop", "cocoop"]
-    assert info["unsupported_methods"] == {m: method_support("RN50")[m] for m in ("vpt", "maple", "upt")}
+    assert info["methods"] == ["zeroshot", "linear-probe", "coop", "cocoop", "kgcoop", "tip-adapter", "tip-adapter-f"]
+    assert info["unsupported_methods"] == {m: method_support("RN50")[m]
+                                           for m in ("vpt", "maple", "upt", "promptsrc", "clip-lora")}
 
 
 def test_seam_table_covers_every_method():

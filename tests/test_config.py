@@ -28,7 +28,8 @@ def test_every_packaged_preset_resolves(preset):
     """Every value a preset sets, nested sections and each protocol's section included, reaches the config."""
     data = load_yaml(preset)
     sections = data.pop("protocols", {})
-    for protocol, section in [(data.get("protocol", "fewshot"), {}), *sections.items()]:
+    default = data.get("protocol", "fewshot")
+    for protocol, section in [(default, sections.get(default, {})), *sections.items()]:
         cfg = _flat(resolve({"backbone": "tiny", "pretrained": None, "protocol": protocol}, [preset]).to_dict())
         want = _flat({**data, **{k: {**data.get(k, {}), **v} if isinstance(v, dict) else v for k, v in section.items()}})
         assert {k: cfg[k] for k in want} == want, protocol

@@ -23,7 +23,7 @@ from upt.errors import UptError
 from upt.methods import REGISTRY, build_method
 
 CLASSES = ["tabby cat", "golden retriever", "sea_lion", "airliner", "red fox"]
-TINY_CONFIG = {"maple": {"depth": 2}}
+TINY_CONFIG = {"maple": {"depth": 2}, "promptsrc": {"depth_text": 2, "depth_vision": 2}}
 TINY = ["--backbone", "tiny", "--workers", "0", "--seed", "1"]
 
 

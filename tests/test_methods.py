@@ -12,13 +12,16 @@ from upt.methods import REGISTRY, build_method, get_method_class
 
 CLASSES = ["tabby cat", "golden retriever", "sea_lion", "airliner", "red fox"]
 # Defaults that do not fit the 2-layer tiny backbone.
-TINY_CONFIG = {"maple": {"depth": 2}}
+TINY_CONFIG = {"maple": {"depth": 2}, "promptsrc": {"depth_text": 2, "depth_vision": 2}}
 ALL = sorted(REGISTRY)
 
 
 def _build(name, backbone, classes=CLASSES, **extra):
     torch.manual_seed(0)
-    return build_method(name, backbone, classes, config={**TINY_CONFIG.get(name, {}), **extra})
+    m = build_method(name, backbone, classes, config={**TINY_CONFIG.get(name, {}), **extra})
+    if m.fit_before_training:  # gradient training starts from a closed-form fit (Tip-Adapter-F's cache)
+        _fit_closed_form(m, backbone)
+    return m
 
 
 def _batch(n=6, seed=0):
@@ -109,6 +112,11 @@ def test_set_classnames(tiny, name):
 @pytest.mark.parametrize("name", ALL)
 def test_parameter_count_matches_formula(tiny, name):
     m = _build(name, tiny)
+    shots = getattr(m, "count_shots", None)
+    if shots:  # the formula describes a cache of `shots` images per class (Tip-Adapter)
+        labels = torch.arange(len(CLASSES)).repeat(shots)
+        none = torch.zeros(0, tiny.embed_dim)
+        m.fit_features((torch.randn(len(labels), tiny.embed_dim), labels), (none, labels[:0]))
     assert m.num_trainable() == get_method_class(name).count_parameters(m.config, tiny, len(CLASSES))
 
 

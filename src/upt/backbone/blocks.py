@@ -8,14 +8,28 @@ loop converts at its two ends only.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from upt.errors import UptError
+
 # Called before block ``i`` with the batch-first hidden states; returns the (possibly changed) states.
 LayerHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+class AttentionDelta(Protocol):
+    """Additions to the attention projections of each block (CLIP-LoRA's low-rank updates)."""
+
+    def qkv(self, layer: int, h: torch.Tensor) -> torch.Tensor | None:
+        """What block ``layer`` adds to its fused q|k|v projection of ``h = ln_1(x)`` (N, L, D):
+        (N, L, 3D), or None."""
+
+    def out(self, layer: int, a: torch.Tensor) -> torch.Tensor | None:
+        """What block ``layer`` adds to its output projection of the attention result ``a`` (N, L, D), or None."""
 
 
 def is_batch_first(transformer: nn.Module) -> bool:
@@ -29,6 +43,7 @@ def run_blocks(
     attn_mask: torch.Tensor | None = None,
     hook: LayerHook | None = None,
     grad_checkpointing: bool = False,
+    delta: AttentionDelta | None = None,
 ) -> torch.Tensor:
     """Run every residual block of ``transformer`` over batch-first ``x`` (N, L, D).
 
@@ -39,11 +54,20 @@ def run_blocks(
         hook: called before each block as ``hook(i, x)`` with batch-first states; used to replace
             the prompt tokens of deep prompting.
         grad_checkpointing: recompute each block's activations in backward instead of storing them.
+        delta: additions to every block's attention projections; needs plain open_clip blocks
+            (:func:`supports_shared_prefix`).
     """
+    if delta is not None and not supports_shared_prefix(transformer):
+        raise UptError("Attention-projection updates (LoRA) need open_clip's plain residual attention blocks, which "
+                       "this backbone does not use; choose an OpenAI-style CLIP ViT such as ViT-B-16.")
     batch_first = is_batch_first(transformer)
     for i, block in enumerate(transformer.resblocks):
         if hook is not None:
             x = hook(i, x)
+        if delta is not None:  # recomputed here from the block's own weights, always batch-first
+            x = (checkpoint(_delta_block, block, x, attn_mask, i, delta, use_reentrant=False)
+                 if grad_checkpointing and torch.is_grad_enabled() else _delta_block(block, x, attn_mask, i, delta))
+            continue
         h = x if batch_first else x.transpose(0, 1)
         if grad_checkpointing and torch.is_grad_enabled():
             h = checkpoint(_call_block, block, h, attn_mask, use_reentrant=False)
@@ -55,6 +79,37 @@ def run_blocks(
 
 def _call_block(block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
     return block(x, attn_mask=attn_mask)
+
+
+def _split_heads(x: torch.Tensor, heads: int) -> list[torch.Tensor]:
+    """(B, L, 3D) fused projections -> q, k, v, each (B, heads, L, D/heads)."""
+    b, length, _ = x.shape
+    return [t.reshape(b, length, heads, -1).transpose(1, 2) for t in x.chunk(3, dim=-1)]
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, heads, L, D/heads) -> (B, L, D)."""
+    return x.transpose(1, 2).flatten(2)
+
+
+def _delta_block(block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None, layer: int,
+                 delta: AttentionDelta) -> torch.Tensor:
+    """open_clip's ``ResidualAttentionBlock`` on batch-first ``x`` with ``delta`` added to its projections."""
+    attn = block.attn
+    h = block.ln_1(x)
+    qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)  # (N, L, 3D)
+    extra = delta.qkv(layer, h)
+    if extra is not None:
+        qkv = qkv + extra.to(qkv.dtype)
+    q, k, v = _split_heads(qkv, attn.num_heads)
+    mask = attn_mask.to(q.dtype) if attn_mask is not None else None
+    a = _merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))  # (N, L, D)
+    out = attn.out_proj(a)
+    extra = delta.out(layer, a)
+    if extra is not None:
+        out = out + extra.to(out.dtype)
+    x = x + block.ls_1(out)
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
 def deep_prompt_hook(layer_prompts, prompt_start: int):
@@ -142,21 +197,14 @@ def _prefix_block(block: nn.Module, xp: torch.Tensor, xs: torch.Tensor, mask: to
     def per_sequence(t: torch.Tensor) -> torch.Tensor:  # (G, h, P, dh) -> (G * N, h, P, dh)
         return t.unsqueeze(1).expand(g, n, *t.shape[1:]).flatten(0, 1)
 
-    def split(x: torch.Tensor) -> list[torch.Tensor]:  # (B, L, 3D) -> 3 x (B, heads, L, D/heads)
-        b, length, _ = x.shape
-        return [t.reshape(b, length, heads, -1).transpose(1, 2) for t in x.chunk(3, dim=-1)]
-
-    def merge(x: torch.Tensor) -> torch.Tensor:  # (B, heads, L, D/heads) -> (B, L, D)
-        return x.transpose(1, 2).flatten(2)
-
-    qp, kp, vp = split(F.linear(block.ln_1(xp), attn.in_proj_weight, attn.in_proj_bias))
-    qs, ks, vs = split(F.linear(block.ln_1(xs), attn.in_proj_weight, attn.in_proj_bias))
+    qp, kp, vp = _split_heads(F.linear(block.ln_1(xp), attn.in_proj_weight, attn.in_proj_bias), heads)
+    qs, ks, vs = _split_heads(F.linear(block.ln_1(xs), attn.in_proj_weight, attn.in_proj_bias), heads)
     op = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True)  # (G, h, P, dh)
     keys = torch.cat([per_sequence(kp), ks], dim=2)  # (G * N, h, P + S, dh)
     values = torch.cat([per_sequence(vp), vs], dim=2)
     os_ = F.scaled_dot_product_attention(qs, keys, values, attn_mask=mask)  # (G * N, h, S, dh)
-    xp = xp + block.ls_1(attn.out_proj(merge(op)))
-    xs = xs + block.ls_1(attn.out_proj(merge(os_)))
+    xp = xp + block.ls_1(attn.out_proj(_merge_heads(op)))
+    xs = xs + block.ls_1(attn.out_proj(_merge_heads(os_)))
     xp = xp + block.ls_2(block.mlp(block.ln_2(xp)))
     xs = xs + block.ls_2(block.mlp(block.ln_2(xs)))
     return xp, xs

@@ -173,7 +173,8 @@ def backbone_info(name: str, pretrained: str | None = None, quick_gelu: bool | N
 # for exactly these); tests check this table against the registry and against the methods themselves.
 METHOD_SEAMS: dict[str, tuple[str, ...]] = {
     "zeroshot": (), "linear-probe": (), "coop": ("text",), "cocoop": ("text",), "vpt": ("visual",),
-    "maple": ("text", "visual"), "upt": ("text", "visual"),
+    "maple": ("text", "visual"), "upt": ("text", "visual"), "kgcoop": ("text",), "promptsrc": ("text", "visual"),
+    "clip-lora": ("text", "visual"), "tip-adapter": (), "tip-adapter-f": (),
 }
 
 
@@ -181,9 +182,10 @@ def method_support(name: str) -> dict[str, str | None]:
     """Why each method cannot run on backbone ``name`` (None where it can), from open_clip's model
     config alone: no model is built, nothing is downloaded.
 
-    Text prompts (coop, cocoop, maple, upt) need an OpenAI-style text tower pooled at [EOS]: not a
-    custom one (``custom_text``: EVA, SigLIP, MobileCLIP...), a Hugging Face one or CoCa's. Visual
-    prompts (vpt, maple, upt) need a ViT image tower pooled on its class token: not a ResNet
+    Text prompts (coop, cocoop, kgcoop, maple, promptsrc, upt) and CLIP-LoRA's text-side updates
+    need an OpenAI-style text tower pooled at [EOS]: not a custom one (``custom_text``: EVA, SigLIP,
+    MobileCLIP...), a Hugging Face one or CoCa's. Visual prompts (vpt, maple, promptsrc, upt) and
+    CLIP-LoRA's image-side updates need a ViT image tower pooled on its class token: not a ResNet
     (``layers`` a list), a timm tower (ConvNeXt, EVA, SigLIP...), an attentional pooler (CoCa) or
     average pooling (CLIPA). This is what ``TextTower``/``VisionTower.supports_prompts`` find on the
     built model (tested). Hub models (``hf-hub:``, ``local-dir:``) are checked once built: all None here.

@@ -12,7 +12,13 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from upt.backbone.blocks import deep_prompt_hook, run_blocks, run_blocks_shared_prefix, supports_shared_prefix
+from upt.backbone.blocks import (
+    AttentionDelta,
+    deep_prompt_hook,
+    run_blocks,
+    run_blocks_shared_prefix,
+    supports_shared_prefix,
+)
 from upt.errors import UptError
 
 
@@ -130,6 +136,7 @@ class TextTower:
         truncate: bool = True,
         chunk_size: int | None = None,
         grad_checkpointing: bool = False,
+        delta: AttentionDelta | None = None,
     ) -> torch.Tensor:
         """Encode token embeddings (N, L, d_t) into text features (N, embed_dim), unnormalised.
 
@@ -143,6 +150,7 @@ class TextTower:
             truncate: cut the sequences to (max EOS position + 1): exact for causal encoders.
             chunk_size: encode at most this many sequences at a time (bounded memory).
             grad_checkpointing: recompute block activations in backward (bounded memory).
+            delta: additions to every block's attention projections (CLIP-LoRA).
         """
         self.require_prompts("Text prompting")
         n = embeddings.shape[0]
@@ -155,7 +163,7 @@ class TextTower:
                     chunk_prompts = [p[sl] if p is not None and p.dim() == 3 else p for p in layer_prompts]
                 parts.append(
                     self.encode(embeddings[sl], ids[sl], chunk_prompts, prompt_start, truncate, None,
-                                grad_checkpointing)
+                                grad_checkpointing, delta)
                 )
             return torch.cat(parts)
 
@@ -167,7 +175,8 @@ class TextTower:
         x = embeddings[:, :length].to(self.dtype) + m.positional_embedding[:length].to(self.dtype)
         mask = m.attn_mask[:length, :length] if self.causal else None
 
-        x = run_blocks(m.transformer, x, mask, deep_prompt_hook(layer_prompts, prompt_start), grad_checkpointing)
+        x = run_blocks(m.transformer, x, mask, deep_prompt_hook(layer_prompts, prompt_start), grad_checkpointing,
+                       delta)
         pooled = x[torch.arange(x.shape[0], device=x.device), eos]  # (N, d_t)
         pooled = m.ln_final(pooled)  # LayerNorm is per token: pooling first is identical and cheaper
         return _project(pooled, m.text_projection)

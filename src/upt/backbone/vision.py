@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from upt.backbone.blocks import deep_prompt_hook, insert_tokens, run_blocks
+from upt.backbone.blocks import AttentionDelta, deep_prompt_hook, insert_tokens, run_blocks
 from upt.errors import UptError
 
 PromptMode = Literal["shallow", "deep", "appended"]
@@ -78,6 +78,7 @@ class VisionTower:
         prompts: torch.Tensor | Sequence[torch.Tensor | None] | None = None,
         mode: PromptMode = "shallow",
         grad_checkpointing: bool = False,
+        delta: AttentionDelta | None = None,
     ) -> torch.Tensor:
         """Run the tower from :meth:`embed`'s tokens to projected features (B, embed_dim).
 
@@ -88,6 +89,7 @@ class VisionTower:
                 entry 0 must be given.
             mode: ``shallow``, ``deep`` or ``appended`` (see the module docstring).
             grad_checkpointing: recompute block activations in backward.
+            delta: additions to every block's attention projections (CLIP-LoRA).
         """
         v = self.visual
         x, hook = tokens, None
@@ -112,7 +114,7 @@ class VisionTower:
         x = v.ln_pre(x)
         if prompts is not None and mode == "deep":
             x = insert_tokens(x, 1, prompts[0])  # (B, 1 + N + P, d_v)
-        x = run_blocks(v.transformer, x, None, hook, grad_checkpointing)
+        x = run_blocks(v.transformer, x, None, hook, grad_checkpointing, delta)
         return self.pool_project(x)
 
     def pool_project(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,13 +7,6 @@ import json
 import os
 from pathlib import Path
 
-RUN_FLAGS = {  # flag -> dotted config key
-    "method": "method", "dataset": "dataset", "data_root": "data_root", "shots": "shots", "seed": "seed",
-    "backbone": "backbone", "pretrained": "pretrained", "classes": "classes", "protocol": "protocol",
-    "device": "device", "precision": "precision", "epochs": "optim.epochs", "batch_size": "optim.batch_size",
-    "lr": "optim.lr", "max_steps": "optim.max_steps", "workers": "data.num_workers", "devices": "devices",
-}
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a method and evaluate it (writes a run folder)",
@@ -21,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Options left unset come from --config presets, else the method's paper "
                                    "settings for the protocol (configs/methods/METHOD.yaml), else the protocol's "
                                    "preset, else the defaults named below; --print-config shows the result.")
-    p.add_argument("--method", help="upt, coop, cocoop, vpt, maple, linear-probe, zeroshot (default: upt); "
+    p.add_argument("--method", help="upt, coop, cocoop, vpt, maple, kgcoop, promptsrc, clip-lora, tip-adapter, "
+                                    "tip-adapter-f, linear-probe, zeroshot (default: upt); "
                                     "its paper settings for the protocol apply to every option left unset")
     p.add_argument("--dataset", help="a catalog name (upt list datasets) or folder:PATH (default shapes)")
     p.add_argument("--data-root", help="folder holding the benchmark datasets (default $UPT_DATA_ROOT or ./data)")
@@ -63,24 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The run config the flags, ``--config`` presets and ``--set`` overrides resolve to."""
-    from upt.engine.config import merge, nested, resolve
+    from upt.engine.config import SHORT_KEYS, resolve, settings_layer
 
-    base: dict = {}
-    for flag, key in RUN_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            base = merge(base, nested(key, value))
-    return resolve(base, args.config, args.set)
-
-
-def default_out(cfg) -> str:
-    name = cfg.dataset.replace("folder:", "").rstrip("/").split("/")[-1]
-    suffix = "" if cfg.classes == "all" else f"-{cfg.classes}"
-    return f"runs/{name}{suffix}-{cfg.method}-{cfg.shots}shot-seed{cfg.seed}"
+    return resolve(settings_layer({k: getattr(args, k, None) for k in SHORT_KEYS}), args.config, args.set)
 
 
 def run(args: argparse.Namespace) -> int:
     from upt.engine import train_run
+    from upt.engine.config import default_out
 
     cfg = config_from_args(args)
     if args.print_config:

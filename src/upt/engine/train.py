@@ -1,7 +1,9 @@
-"""The single training loop for every method: SGD/AdamW, constant warm-up then cosine, per epoch.
+"""The single training loop for every method: SGD/AdamW, constant warm-up then cosine, per epoch
+(or the method's own per-step schedule).
 
 The engine never branches on a method's name: it asks the method contract
-(``trains_by_gradient``, ``parameters()``, ``forward``) and nothing else. Randomness of epoch
+(``trains_by_gradient``, ``parameters()``, ``forward``, ``regularization()``, ``step_schedule()``)
+and nothing else. Randomness of epoch
 ``e`` (data order, augmentation, dropout) is seeded from ``(seed, e)``, so a run resumed after
 any epoch continues exactly as an uninterrupted one would.
 """
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from upt.engine.config import OptimConfig
 from upt.engine.precision import Precision
 from upt.errors import UptError
+from upt.methods.base import StepSchedule
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +39,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_optimizer(params: list[torch.nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
+def build_optimizer(params: list[torch.nn.Parameter], optim: OptimConfig, eps: float | None = None
+                    ) -> torch.optim.Optimizer:
+    """SGD or AdamW from ``optim``; ``eps``: AdamW's epsilon where a method's reference sets one."""
     if optim.name == "sgd":
         return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
-    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, **({"eps": eps} if eps else {}))
 
 
 def lr_at(epoch: int, optim: OptimConfig, epochs: int) -> float:
@@ -70,17 +75,20 @@ def _finite_everywhere(loss: torch.Tensor, world: int) -> bool:
 
 
 class Trainer:
-    """Optimiser, scaler and the per-epoch loop for one method."""
+    """Optimiser, scaler and the per-epoch loop for one method. ``schedule``: the method's own
+    per-step schedule (:meth:`PromptMethod.step_schedule`), which replaces the per-epoch one."""
 
-    def __init__(self, method: torch.nn.Module, optim: OptimConfig, epochs: int, precision: Precision):
+    def __init__(self, method: torch.nn.Module, optim: OptimConfig, epochs: int, precision: Precision,
+                 schedule: StepSchedule | None = None):
         self.method = method
         self.optim_cfg = optim
         self.epochs = epochs
         self.precision = precision
+        self.schedule = schedule
         self.params = [p for p in method.parameters() if p.requires_grad]
         if not self.params:
             raise UptError(f"Method '{method.name}' has no trainable parameters to optimise.")
-        self.optimizer = build_optimizer(self.params, optim)
+        self.optimizer = build_optimizer(self.params, optim, schedule.eps if schedule else None)
         self.scaler = precision.scaler()
         self.step = 0
 
@@ -112,13 +120,21 @@ class Trainer:
         self.method.train()
         total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
         for i, (inputs, labels, *_) in enumerate(batches):
+            if self.schedule is not None:
+                lr = self.schedule.lr(self.step, self.optim_cfg.lr)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
             inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            n = len(labels)
             with self.precision.autocast():
                 logits = forward(inputs)  # fp32: every method computes its final similarity outside autocast
+                extra = self.method.regularization()  # a batch mean: weighted as its share of the global batch
             if world > 1:
                 loss = F.cross_entropy(logits.float(), labels, reduction="sum") * (world / global_size(i))
             else:
                 loss = F.cross_entropy(logits.float(), labels)
+            if extra is not None:
+                loss = loss + extra.float() * (1.0 if world == 1 else world * n / global_size(i))
             if not _finite_everywhere(loss, world):
                 raise UptError(f"The loss became non-finite ({loss.item()} here) at epoch {epoch + 1}, step "
                                f"{self.step + 1}; training stopped. {self.advice()}.")
@@ -127,14 +143,13 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.step += 1
-            n = len(labels)
             total_loss += loss.item() * (n if world == 1 else global_size(i) / world)
             correct += int((logits.argmax(1) == labels).sum())
             seen += n
             if on_step is not None:  # images: this step's global batch (what the epoch's total counts)
                 on_step({"epoch": epoch + 1, "step": self.step, "lr": lr, "images": n if world == 1 else global_size(i),
                          "loss": total_loss / seen if world == 1 else loss.item()})  # running mean on one process
-            if self.optim_cfg.max_steps is not None and self.step >= self.optim_cfg.max_steps:
+            if self.done():
                 break
         seconds = time.perf_counter() - start
         return {
@@ -154,7 +169,8 @@ class Trainer:
         return advice
 
     def done(self) -> bool:
-        return self.optim_cfg.max_steps is not None and self.step >= self.optim_cfg.max_steps
+        return ((self.optim_cfg.max_steps is not None and self.step >= self.optim_cfg.max_steps)
+                or (self.schedule is not None and self.step >= self.schedule.steps))
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict]:
         from upt.engine.checkpoint import optimizer_to_files

@@ -1,6 +1,19 @@
-"""Every method, registered by name: zeroshot, linear-probe, coop, cocoop, vpt, maple, upt."""
+"""Every method, registered by name: zeroshot, linear-probe, coop, cocoop, vpt, maple, upt, kgcoop,
+promptsrc, clip-lora, tip-adapter, tip-adapter-f."""
 
-from upt.methods import cocoop, coop, linear_probe, maple, upt, vpt, zeroshot  # noqa: F401  (fill the registry)
+from upt.methods import (  # noqa: F401  (fill the registry)
+    clip_lora,
+    cocoop,
+    coop,
+    kgcoop,
+    linear_probe,
+    maple,
+    promptsrc,
+    tip_adapter,
+    upt,
+    vpt,
+    zeroshot,
+)
 from upt.methods.base import (
     REGISTRY,
     PromptMethod,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -45,6 +46,13 @@ class PromptMethod(nn.Module):
         uses_text: False for methods without class text features (linear probe).
         needs_training_data: False for methods that use no labelled images at all (zero-shot):
             the engine then reads only the evaluation split.
+        fit_before_training: True for gradient methods that start from a closed-form fit on image
+            features (Tip-Adapter-F's cache): the engine calls :meth:`fit_features` first.
+
+    Optional training hooks, each a no-op by default: :meth:`regularization` (a loss term beside the
+    cross-entropy), :meth:`on_epoch_end`, :meth:`training_state` / :meth:`load_training_state` (what
+    resuming needs beyond the trained tensors), :meth:`step_schedule` (a reference code's per-step
+    schedule) and :meth:`fit_views` (augmented views for :meth:`fit_features`).
     """
 
     name: ClassVar[str]
@@ -56,6 +64,7 @@ class PromptMethod(nn.Module):
     open_vocabulary: ClassVar[bool] = True
     uses_text: ClassVar[bool] = True
     needs_training_data: ClassVar[bool] = True
+    fit_before_training: ClassVar[bool] = False
 
     def __init__(self, config: Any, backbone: Backbone, classnames: Sequence[str], template: str = "a photo of a {}."):
         super().__init__()
@@ -115,8 +124,15 @@ class PromptMethod(nn.Module):
         """Hook: (re)compute buffers that depend on ``self.classnames``."""
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """L2-normalised image features (B, D)."""
-        return l2(self.backbone.vision.encode_images(images))
+        """The method's image features (B, D): :meth:`image_features` of the frozen encoder's output.
+        (A method that prompts or adapts the image encoder overrides this.)"""
+        return self.image_features(self.backbone.vision.encode_images(images))
+
+    def image_features(self, raw: torch.Tensor) -> torch.Tensor:
+        """The method's image features from the frozen encoder's raw output (default: L2-normalised,
+        fp32). Stored raw features (:mod:`upt.engine.features`) go through this, so they give the
+        same numbers as encoding the images."""
+        return l2(raw)
 
     def encode_text(self) -> torch.Tensor:
         """L2-normalised class text features (n_cls, D)."""
@@ -149,8 +165,38 @@ class PromptMethod(nn.Module):
             self._text_cache = None
 
     def fit_features(self, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor]) -> dict:
-        """Closed-form fit on normalised image features; only for ``trains_by_gradient = False``."""
+        """Closed-form fit on :meth:`encode_image` features of the training and validation images; for
+        ``trains_by_gradient = False`` or ``fit_before_training``. ``train`` holds features (N, D), or
+        (V, N, D) for V = :meth:`fit_views` augmented views of each image, and labels (N,)."""
         return {}
+
+    def fit_views(self) -> int:
+        """Augmented views of each training image :meth:`fit_features` receives (0: one view with the
+        evaluation transform)."""
+        return 0
+
+    # --- optional training hooks --------------------------------------------------------------
+    def regularization(self) -> torch.Tensor | None:
+        """A term added to the cross-entropy of the training step just run, from what the forward
+        kept (a mean over the batch); None trains on cross-entropy alone."""
+        return None
+
+    def on_epoch_end(self, epoch: int, epochs: int) -> dict | None:
+        """Called after training epoch ``epoch`` (0-based) of ``epochs``, before the checkpoint;
+        what it returns is added to that epoch's record in ``metrics.jsonl``."""
+        return None
+
+    def training_state(self) -> dict[str, torch.Tensor]:
+        """Tensors beyond the trained ones that resuming a run needs (kept in its checkpoint)."""
+        return {}
+
+    def load_training_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`training_state` when a run resumes."""
+
+    def step_schedule(self, epochs: int, steps_per_epoch: int, shots: int) -> StepSchedule | None:
+        """The reference code's own schedule, stepped after every optimiser step, or None (default)
+        for the engine's per-epoch warm-up and cosine over ``epochs``."""
+        return None
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Every tensor the method learns (parameters and learned buffers), detached, by name."""
@@ -184,6 +230,25 @@ class PromptMethod(nn.Module):
 
     def extra_repr(self) -> str:
         return f"backbone={self.backbone.name}, classes={len(self.classnames)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSchedule:
+    """A schedule some reference codes step after every optimiser step: ``steps`` steps in all, the
+    learning rate falling from ``optim.lr`` to ``eta_min`` on a cosine without warm-up (torch's
+    ``CosineAnnealingLR`` over ``steps``); ``eps``: the AdamW epsilon the reference passes (None: torch's)."""
+
+    steps: int
+    eta_min: float = 0.0
+    eps: float | None = None
+
+    def __post_init__(self):
+        if self.steps <= 0:
+            raise UptError(f"A schedule needs at least one optimiser step, got {self.steps}.")
+
+    def lr(self, step: int, base_lr: float) -> float:
+        """Learning rate of the 0-based optimiser step ``step``."""
+        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * step / self.steps)) / 2
 
 
 def full_precision(like: torch.Tensor) -> contextlib.AbstractContextManager:

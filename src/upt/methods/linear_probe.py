@@ -112,9 +112,8 @@ class LinearProbe(PromptMethod):
             )
         self.index = torch.tensor([self.fitted_classnames.index(c) for c in self.classnames])
 
-    def encode_image(self, images):
-        feats = self.backbone.vision.encode_images(images)
-        return l2(feats) if self.config.normalize else feats.float()
+    def image_features(self, raw):
+        return l2(raw) if self.config.normalize else raw.float()
 
     def logits(self, image_features, text_features=None):
         idx = self.index.to(self.weight.device)

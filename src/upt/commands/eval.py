@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a run folder (own dataset, another one, base/new classes)",
                        description="Evaluate a trained run and print one line: accuracy, macro-F1, the number "
                                    "of images and where the evaluation record went (--json: a JSON line instead).")
-    p.add_argument("--run", required=True, help="run folder written by upt train")
+    p.add_argument("--run", required=True, help="run folder written by upt train, or hf-hub:user/name "
+                   "(its records go to the downloaded copy's eval/ unless --out)")
     p.add_argument("--dataset", help="evaluate on this dataset instead (domain generalisation, cross-dataset)")
     p.add_argument("--data-root", help="data root of --dataset (default: the run's)")
     p.add_argument("--classes", choices=["all", "base", "new"], help="class half to evaluate (default: the run's)")
@@ -40,10 +41,12 @@ def summary_line(results: dict, record: str | Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from upt.engine import eval_run
     from upt.engine.rundir import eval_record_path
+    from upt.hub import resolve_run
 
-    r = eval_run(args.run, args.dataset, args.data_root, args.classes, args.device, args.backbone, args.pretrained,
+    run_dir = resolve_run(args.run)
+    r = eval_run(run_dir, args.dataset, args.data_root, args.classes, args.device, args.backbone, args.pretrained,
                  out=args.out)
-    record = eval_record_path(Path(args.run), r["eval_dataset"], r["classes"], args.out)  # where eval_run wrote it
+    record = eval_record_path(run_dir, r["eval_dataset"], r["classes"], args.out)  # where eval_run wrote it
     if args.json:
         print(json.dumps({"run": args.run, "dataset": r["eval_dataset"], "classes": r["classes"],
                           "accuracy": round(r["accuracy"], 2), "macro_f1": round(r["macro_f1"], 2),

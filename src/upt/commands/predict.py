@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify images with a trained run (JSON lines)",
                        description="Print one JSON line per image: its top-k classes, or an error row for an "
                                    "image that cannot be read (the exit code is then 1).")
-    p.add_argument("--run", required=True, help="run folder written by upt train")
+    p.add_argument("--run", required=True, help="run folder written by upt train, or hf-hub:user/name")
     p.add_argument("images", nargs="+", help="image files or folders of images")
     p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--classnames", help="comma-separated classes to choose from instead of the trained ones")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Speed/memory benchmark on one CUDA GPU: every method on ViT-B-16 (random weights, no download) at
 # 100 and 1000 classes, ours (bf16 autocast, truncated text, text once per evaluation) against
-# reference-style (legacy fp16, 77 tokens, text per test batch). Meant to finish in under 5 minutes.
+# reference-style (legacy fp16, 77 tokens, text per test batch), then the feature store over a small
+# few-shot grid (benchmarks/grid.py). Meant to finish in under 8 minutes.
 #
 #   bash benchmarks/gpu.sh OUT_DIR [WHEELS_DIR]
 #
@@ -70,4 +71,21 @@ start=$(date +%s)
     --methods coop cocoop maple upt --classes 1000 --phases train --styles ours --batch-size 32 \
     --steps 5 --warmup 2 --chunk-size 250 --checkpointing \
     --out "$OUT_DIR/gpu-$(date +%F)-chunk250-checkpointing.json" ${UPT_BENCH_EXTRA:-}
+# The feature store over a few-shot grid (benchmarks/grid.py): three drawn toy tasks (nothing to
+# download) x 1, 4, 16 shots x 2 seeds x zero-shot, linear probe, CoOp, CoCoOp, UPT on ViT-B-16,
+# with and without the store, interleaved.
+if [ -z "${UPT_BENCH_SKIP_GRID:-}" ]; then
+    for task in shapes backgrounds colours; do
+        [ -d "$OUT_DIR/data/$task" ] || "$PY" -m upt data toy "$task" --out "$OUT_DIR/data/$task" >/dev/null
+    done
+    UPT_CACHE="$OUT_DIR/cache" "$PY" benchmarks/grid.py --device "$DEVICE" --precision bf16 --backbone "$BACKBONE" \
+        --pretrained none --epochs 2 --work "$OUT_DIR/grid" \
+        --datasets "folder:$OUT_DIR/data/shapes,folder:$OUT_DIR/data/backgrounds,folder:$OUT_DIR/data/colours" \
+        --out "$OUT_DIR/gpu-$(date +%F)-feature-store.json"
+    rm -rf "$OUT_DIR/grid" "$OUT_DIR/cache"
+fi
+# torch.compile of the frozen towers, eager against compiled (benchmarks/compile.py): the GPU half of
+# the measurement that decides whether a compile option is worth offering (on 2 CPU cores it is not).
+"$PY" benchmarks/compile.py --device "$DEVICE" --precision bf16 --backbone "$BACKBONE" --batch-size 100 \
+    --classes 1000 --out "$OUT_DIR/gpu-$(date +%F)-compile.json"
 echo "benchmark wall time: $(( $(date +%s) - start )) s; results in $OUT_DIR"

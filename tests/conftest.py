@@ -1,7 +1,14 @@
+import os
+import tempfile
+
 import pytest
 import torch
 
 from upt.backbone import load_backbone
+
+# Runs keep frozen-encoder features in the user cache by default; the tests keep theirs in a
+# folder of their own, never in the user's.
+os.environ["UPT_CACHE"] = tempfile.mkdtemp(prefix="upt-test-cache-")
 
 
 @pytest.fixture(scope="session")

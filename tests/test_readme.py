@@ -35,3 +35,52 @@ def test_the_quick_start_prints_what_the_readme_shows(tmp_path, monkeypatch, cap
     # 200 epochs of SGD: another CPU's float rounding may move an image or two of 144
     assert abs(float(tuned_seen) - float(tuned_shown)) <= 1.4, (tuned_seen, tuned_shown)
     assert float(tuned_seen) > float(zs_seen) > 12.5 + 60
+
+
+def _python_examples() -> list[str]:
+    text = README.read_text()
+    section = text[text.index("## From Python\n"):]
+    section = section[: section.index("\n## ", 1)]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_the_python_examples_run(tmp_path, monkeypatch, capsys):
+    import contextlib
+    import io
+
+    from upt.methods import REGISTRY
+
+    examples = _python_examples()
+    assert len(examples) == 2
+    monkeypatch.chdir(tmp_path)
+    printed = []
+    for code in examples:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "README.md", "exec"), {})
+        printed.append(out.getvalue().splitlines())
+    trained = re.fullmatch(r"UPT (\d+\.\d\d)% on 160 test images", printed[0][0])
+    assert trained and float(trained.group(1)) > 12.5 + 60  # 8 colours, 20 test images each
+    scores, predicted, methods, count = printed[1]
+    accuracy, macro_f1 = scores.split()
+    assert f"{float(accuracy):.2f}" == trained.group(1)  # evaluating the run again gives the same number
+    assert 0 < float(macro_f1) <= 100
+    assert predicted in {"red", "green", "blue", "yellow", "purple", "orange", "white", "black"}
+    assert methods == str(list(REGISTRY))
+    import upt
+
+    toy = upt.load_backbone("toy", "upt")
+    assert count == f"{REGISTRY['coop'].count_parameters(REGISTRY['coop'].Config(), toy, 8)} trainable parameters"
+
+
+def test_the_public_api_is_importable_light_and_documented():
+    import subprocess
+    import sys
+
+    names = ["RunConfig", "run_config", "train", "evaluate", "image_folder", "list_methods", "Predictor",
+             "load_backbone", "build_method", "load_dataset"]
+    code = ("import sys, upt; assert 'torch' not in sys.modules; "
+            f"objs = [getattr(upt, n) for n in {names!r}]; "
+            "assert all(o.__doc__ and o.__doc__.strip() for o in objs); print(sorted(upt.__all__))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(sorted([*names, "__version__"]))

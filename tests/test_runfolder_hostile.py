@@ -299,7 +299,7 @@ def _read_only(monkeypatch, folder: Path, calls: list) -> None:
     """Make ``folder`` read-only to the write check and count evaluations (root ignores chmod)."""
     import upt.engine.run as run_module
 
-    real_probe, real_evaluate = getattr(checkpoint, "_probe_folder", None), run_module.evaluate
+    real_probe, real_evaluate = getattr(checkpoint, "_probe_folder", None), run_module.evaluate_split
 
     def probe(path):
         if Path(path) == folder:
@@ -312,7 +312,7 @@ def _read_only(monkeypatch, folder: Path, calls: list) -> None:
         return real_evaluate(*args, **kwargs)
 
     monkeypatch.setattr(checkpoint, "_probe_folder", probe, raising=False)
-    monkeypatch.setattr(run_module, "evaluate", evaluate)
+    monkeypatch.setattr(run_module, "evaluate_split", evaluate)
 
 
 def _expected_read_only(run: Path) -> str:

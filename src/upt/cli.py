@@ -15,7 +15,8 @@ import sys
 from upt import __version__
 from upt.errors import UptError
 
-COMMANDS = ("train", "eval", "predict", "list", "info", "data", "sweep", "report", "analyze", "pretrain_toy")
+COMMANDS = ("train", "eval", "predict", "list", "info", "data", "sweep", "report", "analyze", "pretrain_toy", "cache",
+            "export", "push")
 
 
 def build_parser() -> argparse.ArgumentParser:

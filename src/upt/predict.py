@@ -104,9 +104,10 @@ def _unbatch(x: object, position: int) -> list[tuple[int, object]]:
     return [(position, x)]
 
 
-def _in_memory(x: object, position: int) -> Image.Image:
-    """An in-memory image as PIL, or the UptError that says what is accepted."""
-    where = f"Input {position}"
+def as_pil_image(x: object, position: int, what: str = "Input") -> Image.Image:
+    """An in-memory image (PIL, numpy array, torch tensor; see the module docstring) as a PIL image, or
+    the UptError that says what is accepted, naming it ``f"{what} {position}"``."""
+    where = f"{what} {position}"
     if isinstance(x, Image.Image):
         return x
     if isinstance(x, np.ndarray):
@@ -120,7 +121,8 @@ class Predictor:
     """A trained run folder, ready to classify images.
 
     Args:
-        run_dir: the run folder (nothing else is needed).
+        run_dir: the run folder (nothing else is needed), or ``hf-hub:user/name`` for one shared on the
+            Hugging Face Hub (see :mod:`upt.hub`).
         device: ``auto``, ``cpu``, ``cuda``...
         classnames: classify among these instead of the trained classes (open-vocabulary methods).
     """
@@ -128,7 +130,9 @@ class Predictor:
     def __init__(self, run_dir: str | Path, device: str = "auto", classnames: Sequence[str] | None = None):
         from upt.data import build_transform
         from upt.engine.rundir import load_run, read_run_config
+        from upt.hub import resolve_run
 
+        run_dir = resolve_run(run_dir)
         cfg = read_run_config(Path(run_dir))  # first, as `upt eval` reads it: the same error for a damaged run
         self.method, self.meta = load_run(run_dir, device)
         if classnames:
@@ -181,7 +185,7 @@ class Predictor:
                 position += 1
                 continue
             batch = _unbatch(x, position)
-            items.extend(({"input": i}, _in_memory(img, i)) for i, img in batch)
+            items.extend(({"input": i}, as_pil_image(img, i)) for i, img in batch)
             position += len(batch)
         return items
 

@@ -91,6 +91,9 @@ def _dry_run(jobs, root: str) -> int:
         for dataset, classes in job.evals:
             if status != "done" and (status != "eval" or not job.evaluated(dataset, classes)):
                 print(f"          {command(job.eval_argv(dataset, classes))}")
+    from upt.sweep.cost import cost_report
+
+    print(cost_report(jobs))
     print(f"dry run {root}: {len(jobs)} runs (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + "); "
           f"each run's resolved config goes to {root}/{JOBS_DIR}/ when it runs")
     return 0

@@ -90,16 +90,25 @@ class ComputeConfig:
     ``grad_checkpointing``: recompute activations in backward; ``truncate_text``: cut prompts
     after the last [EOS] (False: all 77 tokens, as the reference code runs); ``share_prefix``: run
     the "[SOS] context" tokens shared by every class prompt once. Each is exact (tested); the
-    switches exist so a doubted number can be recomputed the reference's way without code."""
+    switches exist so a doubted number can be recomputed the reference's way without code.
+    ``feature_store``: where frozen-encoder image features are kept and reused (:mod:`upt.engine.features`;
+    exact, tested): ``auto`` (a sweep's own store under its root, else the user cache), a folder, or ``off``."""
 
     text_chunk_size: int | None = None
     grad_checkpointing: bool = False
     truncate_text: bool = True
     share_prefix: bool = True
+    feature_store: str = "auto"
 
     def __post_init__(self):
         if self.text_chunk_size is not None and self.text_chunk_size <= 0:
             raise UptError(f"text_chunk_size must be positive, got {self.text_chunk_size}.")
+        if str(self.feature_store).strip().lower() in ("off", "false", "no", "none", ""):
+            self.feature_store = "off"  # `--set compute.feature_store=off` reaches here as YAML's false
+
+    def method_settings(self) -> dict:
+        """What :meth:`upt.methods.base.PromptMethod.configure_compute` takes (the engine keeps the store)."""
+        return {k: v for k, v in asdict(self).items() if k != "feature_store"}
 
 
 @dataclass
@@ -164,6 +173,37 @@ class RunConfig:
         import json
 
         return json.loads(json.dumps(asdict(self)))
+
+
+# Short names of the most used settings (the ``upt train`` flags; ``upt.run_config`` keywords) -> config key.
+SHORT_KEYS = {
+    "method": "method", "dataset": "dataset", "data_root": "data_root", "shots": "shots", "seed": "seed",
+    "backbone": "backbone", "pretrained": "pretrained", "classes": "classes", "protocol": "protocol",
+    "device": "device", "precision": "precision", "epochs": "optim.epochs", "batch_size": "optim.batch_size",
+    "lr": "optim.lr", "max_steps": "optim.max_steps", "workers": "data.num_workers", "devices": "devices",
+}
+
+
+def settings_layer(settings: dict[str, Any]) -> dict:
+    """A config layer from short names (:data:`SHORT_KEYS`) and top-level keys (sections as mappings);
+    None values are unset. An unknown name is an error listing the known ones."""
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    layer: dict = {}
+    for key, value in settings.items():
+        if value is None:
+            continue
+        if key not in SHORT_KEYS and key not in known:
+            raise UptError(f"Unknown setting '{key}'; known: {sorted(set(SHORT_KEYS) | known)} "
+                           "(or pass overrides=['section.key=value']).")
+        layer = merge(layer, nested(SHORT_KEYS.get(key, key), value))
+    return layer
+
+
+def default_out(cfg: RunConfig) -> str:
+    """The run folder a run goes to when none is named: ``runs/<dataset>[-<classes>]-<method>-<K>shot-seed<S>``."""
+    name = cfg.dataset.replace("folder:", "").rstrip("/").split("/")[-1]
+    suffix = "" if cfg.classes == "all" else f"-{cfg.classes}"
+    return f"runs/{name}{suffix}-{cfg.method}-{cfg.shots}shot-seed{cfg.seed}"
 
 
 def _sections() -> dict[str, type]:

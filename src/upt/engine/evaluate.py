@@ -76,3 +76,41 @@ def evaluate(method, batches, classnames: Sequence[str], precision: Precision | 
     metrics = classification_metrics(logits.argmax(1).numpy(), labels.numpy(), classnames)
     metrics["eval_images_per_s"] = speed
     return metrics
+
+
+@torch.no_grad()
+def logits_from_features(method, raw: torch.Tensor, batch_size: int, precision: Precision) -> torch.Tensor:
+    """Logits (N, n_cls) on the CPU from the frozen encoder's raw features, batch by batch as
+    :func:`predict_logits` computes them from images: the same numbers (see :mod:`upt.engine.features`)."""
+    device = method.backbone.device
+    method.eval()
+    out = []
+    with precision.autocast(), method.cached_text():
+        for s in range(0, len(raw), batch_size):
+            out.append(method.logits(method.image_features(raw[s : s + batch_size].to(device))).float().cpu())
+    return torch.cat(out)
+
+
+def evaluate_split(method, samples, classnames: Sequence[str], cfg, precision: Precision, dataset: str,
+                   progress=None) -> dict:
+    """Metrics of ``method`` (of run ``cfg``) on the evaluation ``samples`` of ``dataset``; adds
+    ``eval_images_per_s``.
+
+    A method the feature store serves (:func:`upt.engine.features.store_for`) reads the frozen encoder's
+    features from the store (``compute.feature_store``), encoding them only when the store lacks them;
+    every other method, and sharded evaluation, encodes the images.
+    """
+    from upt.engine.features import store_for, stored_features
+    from upt.engine.loaders import eval_loader
+
+    store = store_for(method, cfg)
+    if store is None:
+        return evaluate(method, eval_loader(samples, method.backbone.preprocess, cfg), classnames, precision, progress)
+    start = time.perf_counter()
+    raw, labels = stored_features(method, samples, dataset, "test", cfg.data.eval_transform, cfg, precision, store)
+    logits = logits_from_features(method, raw, cfg.data.eval_batch_size, precision)
+    if progress is not None:
+        progress.update(len(samples))
+    metrics = classification_metrics(logits.argmax(1).numpy(), labels.numpy(), classnames)
+    metrics["eval_images_per_s"] = len(samples) / max(time.perf_counter() - start, 1e-9)
+    return metrics

@@ -139,9 +139,15 @@ class FeatureEpochs(_Epochs):
     """
 
     def __init__(self, method, samples, preprocess, cfg, precision, views: int):
+        from upt.engine.features import encoded
+
         self.cfg = cfg
         self.views = []
-        for view in range(views):
+        if views == 1 and cfg.data.train_transform in DETERMINISTIC_TRANSFORMS:  # one exact view: storable
+            torch.manual_seed(epoch_seed(cfg.seed, 10_000))  # the random state the loop below leaves
+            stored = encoded(method, samples, "train", cfg.data.train_transform, cfg, precision)
+            self.views = [stored] if stored is not None else []
+        for view in range(len(self.views), views):
             loader = image_loader(samples, preprocess, cfg.data.train_transform, True, cfg.data.eval_batch_size,
                                   cfg.data.num_workers, cache=cfg.data.cache_images,
                                   short_side=cfg.data.cache_short_side)

@@ -14,7 +14,7 @@ import torch
 
 from upt.backbone import load_backbone
 from upt.backbone.weights import require_reachable_weights
-from upt.data import base_new_split, fewshot_splits, load_dataset
+from upt.data import base_new_split, canonical_dataset, fewshot_splits, load_dataset
 from upt.engine import distributed as dist
 from upt.engine.checkpoint import (
     META_FILE,
@@ -26,14 +26,14 @@ from upt.engine.checkpoint import (
     write_json,
 )
 from upt.engine.config import RunConfig, fill_defaults
-from upt.engine.evaluate import evaluate
+from upt.engine.evaluate import evaluate_split
+from upt.engine.features import encoded
 from upt.engine.loaders import (
     DETERMINISTIC_TRANSFORMS,
     EpochLoaders,
     FeatureEpochs,
     check_images,
     encode_all,
-    eval_loader,
     image_loader,
 )
 from upt.engine.precision import resolve_precision
@@ -137,37 +137,29 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device | None,
     torch.manual_seed(cfg.seed)  # prompt initialisation
     method = build_method(cfg.method, backbone, splits.classnames, splits.template, cfg.method_config,
                           splits.ensemble_with_template)
-    method.configure_compute(**dataclasses.asdict(cfg.compute))
+    method.configure_compute(**cfg.compute.method_settings())
     precision.prepare(backbone, method)
     if main:
         write_config(out, cfg)
         write_json(out / META_FILE, describe_run(method, backbone, cfg, splits))
-    pp = backbone.preprocess
     log.info("%s on %s (%d classes, %d train images), backbone %s, %s, %s", cfg.method, cfg.dataset,
              len(splits.classnames), len(splits.train), cfg.backbone, device, precision.name)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
     train_stats: dict = {"train_images": 0, "train_seconds": 0.0}
+    if method.needs_training_data and (method.fit_before_training or not method.trains_by_gradient):
+        train_stats = _fit_features(method, splits, cfg, precision)
     if method.trains_by_gradient:
+        fitted = train_stats
         train_stats = _fit_gradient(method, splits, cfg, precision, out, resume)
-    elif method.needs_training_data:
-        workers, bs = cfg.data.num_workers, cfg.data.eval_batch_size
-        start = time.perf_counter()
-        train = encode_all(method, image_loader(splits.train, pp, cfg.data.eval_transform, False, bs, workers,
-                                                cache=cfg.data.cache_images, short_side=cfg.data.cache_short_side),
-                           precision)
-        val = encode_all(method, image_loader(splits.val, pp, cfg.data.eval_transform, False, bs, workers),
-                         precision) if splits.val else (train[0][:0], train[1][:0])
-        train_stats["fit"] = method.fit_features(train, val)
-        train_stats["train_seconds"] = time.perf_counter() - start
-        train_stats["train_images"] = len(splits.train)
+        if "fit" in fitted:  # a closed-form start (Tip-Adapter-F's cache), then gradient steps
+            train_stats.update(fit=fitted["fit"], train_seconds=train_stats["train_seconds"] + fitted["train_seconds"])
     if main:
         save_tensors(out / PROMPT_FILE, method.trainable_state_dict())
 
-    loader = eval_loader(splits.test, pp, cfg)
-    with Progress(len(loader.dataset), "eval", enabled=main) as bar:
-        metrics = evaluate(method, loader, splits.classnames, precision, bar)
+    with Progress(len(dist.shard(len(splits.test))), "eval", enabled=main) as bar:
+        metrics = evaluate_split(method, splits.test, splits.classnames, cfg, precision, cfg.dataset, bar)
     seconds = train_stats.pop("train_seconds")
     images = train_stats.pop("train_images")
     results = _record(cfg, method, cfg.dataset, cfg.classes, splits, metrics)
@@ -185,8 +177,6 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device | None,
 
 def _record(cfg: RunConfig, method, eval_dataset: str, classes: str, splits, metrics: dict) -> dict:
     """The fields every evaluation record has (``results.json`` and ``eval/*.json``)."""
-    import dataclasses
-
     return {
         "method": cfg.method,
         "method_config": dataclasses.asdict(method.config),
@@ -207,6 +197,27 @@ def _record(cfg: RunConfig, method, eval_dataset: str, classes: str, splits, met
     }
 
 
+def _fit_features(method, splits, cfg: RunConfig, precision) -> dict:
+    """:meth:`fit_features` on frozen image features: the training images with the evaluation
+    transform, or ``method.fit_views()`` augmented views of each (stacked (V, N, D)), and the validation images."""
+    pp, workers, bs = method.backbone.preprocess, cfg.data.num_workers, cfg.data.eval_batch_size
+    start = time.perf_counter()
+    views = method.fit_views()
+    if views:
+        encoded_views = FeatureEpochs(method, splits.train, pp, cfg, precision, views).views
+        train = torch.stack([f for f, _ in encoded_views]), encoded_views[0][1]
+    else:
+        train = encoded(method, splits.train, "train", cfg.data.eval_transform, cfg, precision) or encode_all(
+            method, image_loader(splits.train, pp, cfg.data.eval_transform, False, bs, workers,
+                                 cache=cfg.data.cache_images, short_side=cfg.data.cache_short_side), precision)
+    first = train[0] if train[0].dim() == 2 else train[0][0]
+    val = (encoded(method, splits.val, "val", cfg.data.eval_transform, cfg, precision) or encode_all(
+        method, image_loader(splits.val, pp, cfg.data.eval_transform, False, bs, workers), precision)
+        ) if splits.val else (first[:0], train[1][:0])
+    fit = method.fit_features(train, val)
+    return {"fit": fit, "train_seconds": time.perf_counter() - start, "train_images": len(splits.train)}
+
+
 def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: bool) -> dict:
     epochs = cfg.epochs()
     main = dist.is_main()
@@ -214,13 +225,25 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
         log.warning("WARNING: all %d epoch(s) are warm-up epochs at the constant lr %g, so the prompts barely move "
                     "and the run reports about what it started from; train more than optim.warmup_epochs=%d epochs, "
                     "or set optim.warmup_epochs=0.", epochs, cfg.optim.warmup_lr, cfg.optim.warmup_epochs)
-    trainer = Trainer(method, cfg.optim, epochs, precision)
+    views = cfg.data.feature_views or (1 if cfg.data.train_transform in DETERMINISTIC_TRANSFORMS else 0)
+    if views and method.frozen_image_encoder:
+        batches = FeatureEpochs(method, splits.train, method.backbone.preprocess, cfg, precision, views)
+        forward = dist.wrap(method, method.logits)
+        log.info("training on cached image features (%d view%s per image)", views, "s" if views > 1 else "")
+    else:
+        batches = EpochLoaders(splits.train, method.backbone.preprocess, cfg)
+        forward = dist.wrap(method)
+    schedule = method.step_schedule(epochs, len(batches.sampler), cfg.shots)
+    if schedule is not None:  # the method's reference counts optimiser steps, not epochs
+        epochs = -(-schedule.steps // len(batches.sampler))
+    trainer = Trainer(method, cfg.optim, epochs, precision, schedule)
     start_epoch, seconds, images, stats = 0, 0.0, 0, None
     saved = load_checkpoint(out, method.backbone.device) if resume else None
     metrics_file = out / "metrics.jsonl"
     if saved is not None:
         tensors, state = saved
         method.load_trainable_state_dict({k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")})
+        method.load_training_state({k[len("state."):]: v for k, v in tensors.items() if k.startswith("state.")})
         trainer.restore(tensors, state["trainer"])
         start_epoch, seconds, images = state["epoch"], state["train_seconds"], state["train_images"]
         stats = state.get("last_epoch")
@@ -230,14 +253,6 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
     elif resume:
         log.info("nothing to resume in %s; starting from the beginning", out)
 
-    views = cfg.data.feature_views or (1 if cfg.data.train_transform in DETERMINISTIC_TRANSFORMS else 0)
-    if views and method.frozen_image_encoder:
-        batches = FeatureEpochs(method, splits.train, method.backbone.preprocess, cfg, precision, views)
-        forward = dist.wrap(method, method.logits)
-        log.info("training on cached image features (%d view%s per image)", views, "s" if views > 1 else "")
-    else:
-        batches = EpochLoaders(splits.train, method.backbone.preprocess, cfg)
-        forward = dist.wrap(method)
     for epoch in range(start_epoch, epochs):
         if trainer.done():
             break
@@ -247,6 +262,7 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
                                       global_size=batches.global_size)
         seconds += stats["seconds"]
         images += stats["images"]
+        stats.update(method.on_epoch_end(epoch, epochs) or {})  # every rank: the tensors stay identical
         if not main:
             continue
         trained = method.trainable_state_dict()
@@ -255,7 +271,8 @@ def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: 
         log.info("epoch %d/%d  loss %.4f  train acc %.1f%%  lr %.2e  %.1f img/s", epoch + 1, epochs, stats["loss"],
                  stats["train_accuracy"], stats["lr"], stats["images"] / max(stats["seconds"], 1e-9))
         opt_tensors, trainer_meta = trainer.state()
-        save_checkpoint(out, {**{f"method.{k}": v for k, v in trained.items()}, **opt_tensors},
+        save_checkpoint(out, {**{f"method.{k}": v for k, v in trained.items()}, **opt_tensors,
+                              **{f"state.{k}": v for k, v in method.training_state().items()}},
                         {"epoch": epoch + 1, "trainer": trainer_meta, "train_seconds": seconds,
                          "train_images": images, "last_epoch": stats})
     return {"epochs": epochs, "steps": trainer.step, "final_loss": stats["loss"] if stats else None,
@@ -288,7 +305,7 @@ def eval_run(run_dir: str | Path, dataset: str | None = None, data_root: str | N
     else:
         names, template = splits.classnames, splits.template
     method.set_classnames(names, template, splits.ensemble_with_template)
-    method.configure_compute(**dataclasses.asdict(cfg.compute))
+    method.configure_compute(**cfg.compute.method_settings())
     try:
         precision = resolve_precision(cfg.precision, method.backbone.device)
     except UptError as exc:  # e.g. a GPU run's fp16 evaluated on a CPU
@@ -296,7 +313,7 @@ def eval_run(run_dir: str | Path, dataset: str | None = None, data_root: str | N
         log.warning("%s Evaluating in %s instead.", exc, precision.name)
     precision.prepare(method.backbone, method)
     with Progress(len(splits.test), "eval") as bar:
-        metrics = evaluate(method, eval_loader(splits.test, method.backbone.preprocess, cfg), names, precision, bar)
+        metrics = evaluate_split(method, splits.test, names, cfg, precision, canonical_dataset(dataset), bar)
     results = {**_record(cfg, method, dataset, classes, splits, metrics), "run": str(run_dir),
                "precision": precision.name, "device": str(method.backbone.device)}
     if record is not None:

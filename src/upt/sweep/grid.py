@@ -26,8 +26,7 @@ from upt.errors import UptError
 from upt.sweep.protocols import get_protocol
 
 _RENAMED = {"set": "overrides"}  # YAML key -> field name
-_RUN_KEYS = {"backbone": "backbone", "pretrained": "pretrained", "data_root": "data_root", "device": "device",
-             "precision": "precision", "epochs": "optim.epochs", "max_steps": "optim.max_steps"}  # grid -> config
+_RUN_KEYS = ("backbone", "pretrained", "data_root", "device", "precision", "epochs", "max_steps")  # as upt train's
 
 
 @dataclass
@@ -120,12 +119,7 @@ def load_grid(path: str | Path | None, updates: dict | None = None) -> Grid:
 
 
 def run_settings(grid: Grid) -> dict:
-    """The grid-wide run settings that are set, as a nested run-config mapping."""
-    from upt.engine.config import merge, nested
+    """The grid-wide run settings that are set, as a run-config layer (the names ``upt train`` takes)."""
+    from upt.engine.config import settings_layer
 
-    out: dict = {}
-    for key, dotted in _RUN_KEYS.items():
-        value = getattr(grid, key)
-        if value is not None:
-            out = merge(out, nested(dotted, value))
-    return out
+    return settings_layer({key: getattr(grid, key) for key in _RUN_KEYS})

@@ -25,6 +25,7 @@ from upt.sweep.grid import Grid, run_settings
 log = logging.getLogger(__name__)
 RESULTS = "results.json"
 JOBS_DIR = "sweep-jobs"  # ROOT/sweep-jobs/<run name>.yaml: each job's config, as `upt train --config` takes it
+STORE_DIR = "feature-store"  # ROOT/feature-store: frozen-encoder features shared by the sweep's runs
 
 
 @dataclass(frozen=True)
@@ -175,14 +176,18 @@ def plan_jobs(grid: Grid, root: str | Path) -> list[Job]:
             for shots in [0] if once else grid.shots:
                 for seed in grid.seeds[:1] if once else grid.seeds:
                     name = f"{grid.protocol}/{slugs[dataset]}/{method}/{shots}shot/seed{seed}"
-                    config = job_config(grid, method, dataset, shots, seed)
+                    config = job_config(grid, method, dataset, shots, seed, (root / STORE_DIR).absolute())
                     jobs.append(Job(name, root / name, config, root / JOBS_DIR / f"{name}.yaml", tuple(evals),
                                     grid.device))
     return jobs
 
 
-def job_config(grid: Grid, method: str, dataset: str, shots: int, seed: int) -> RunConfig:
-    """The run config of one cell: the grid's settings and presets, resolved as ``upt train`` resolves them."""
+def job_config(grid: Grid, method: str, dataset: str, shots: int, seed: int, store: Path) -> RunConfig:
+    """The run config of one cell: the grid's settings and presets, resolved as ``upt train`` resolves them;
+    ``compute.feature_store: auto`` becomes the sweep's own ``store`` (shared by all its runs)."""
     cell = {"method": method, "dataset": dataset, "shots": shots, "seed": seed, "protocol": grid.protocol,
             "classes": grid.protocol_spec.classes}
-    return resolve(merge(run_settings(grid), cell), grid.config, [*grid.overrides, *grid.method_set.get(method, [])])
+    cfg = resolve(merge(run_settings(grid), cell), grid.config, [*grid.overrides, *grid.method_set.get(method, [])])
+    if cfg.compute.feature_store == "auto":
+        cfg.compute.feature_store = str(store)
+    return cfg

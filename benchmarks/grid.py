@@ -44,17 +44,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def count_encoded() -> list[int]:
-    """Count images through every image tower of this process (the returned cell is updated in place)."""
+    """Count images entering any image tower of this process, frozen or prompted (every path goes through
+    ``VisionTower.embed`` on a ViT; the returned cell is updated in place)."""
     from upt.backbone import vision
 
     seen = [0]
-    original = vision.VisionTower.encode_images
+    original = vision.VisionTower.embed
 
     def counting(self, images):
         seen[0] += len(images)
         return original(self, images)
 
-    vision.VisionTower.encode_images = counting
+    vision.VisionTower.embed = counting
     return seen
 
 

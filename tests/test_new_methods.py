@@ -387,6 +387,7 @@ PRESETS = [
     ("kgcoop", "base2new", "dtd", {"optim.lr": 0.002, "optim.batch_size": 128, "optim.epochs": 100,
                                    "method_config.n_ctx": 4, "method_config.weight": 8.0, "classes": "base"}),
     ("kgcoop", "base2new", "imagenet", {"optim.epochs": 100}),
+    ("kgcoop", "fewshot", "dtd", {"optim.batch_size": 32, "optim.epochs": 100}),  # the author's issue #4 reply
     ("promptsrc", "base2new", "dtd", {"optim.lr": 0.0025, "optim.batch_size": 4, "optim.epochs": 20,
                                       "method_config.depth_text": 9, "method_config.gpa_mean": 15.0,
                                       "method_config.gpa_std": 1.0, "method_config.text_loss_weight": 25.0}),

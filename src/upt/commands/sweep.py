@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="ROOT", help="output root (default: the grid's 'out', else runs)")
     p.add_argument("--workers", type=int, default=1,
                    help="runs at once: 1 runs in this process; N > 1 starts N processes (one per GPU)")
-    p.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the runs and their state, the image-encoder passes and an estimated time; run nothing")
     c = p.add_argument_group("cluster (submitit: pip install 'upt[cluster]')")
     c.add_argument("--executor", choices=["local", "slurm"],
                    help="submit each run as a submitit job: slurm on a cluster, local for processes here")

@@ -136,9 +136,10 @@ class TipAdapter(PromptMethod):
         beta = self.beta if beta is None else beta
         affinity = f @ self.keys.float().t()  # (B, N)
         weights = torch.exp(-beta * (1 - affinity))
-        per_class = weights.new_zeros(len(f), len(self.fitted_classnames) + 1)  # last column: uncached classes
-        per_class = per_class.index_add(1, self.labels, weights)
-        return per_class[:, self.columns]
+        # the cache values, one-hot (N, n_fitted + 1; the last column: classes the cache never saw), as the
+        # reference multiplies them: no shape depends on the batch, so the exported graph takes any N
+        values = torch.nn.functional.one_hot(self.labels, len(self.fitted_classnames) + 1).to(weights.dtype)
+        return (weights @ values)[:, self.columns]
 
     def logits(self, image_features: torch.Tensor, text_features: torch.Tensor | None = None) -> torch.Tensor:
         if text_features is None:

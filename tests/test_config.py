@@ -28,11 +28,20 @@ def test_every_packaged_preset_resolves(preset):
     """Every value a preset sets, nested sections and each protocol's section included, reaches the config."""
     data = load_yaml(preset)
     sections = data.pop("protocols", {})
+    top_datasets = data.pop("datasets", {})
     default = data.get("protocol", "fewshot")
+
+    def over(base: dict, section: dict) -> dict:
+        return {**base, **{k: {**base.get(k, {}), **v} if isinstance(v, dict) else v for k, v in section.items()}}
+
     for protocol, section in [(default, sections.get(default, {})), *sections.items()]:
-        cfg = _flat(resolve({"backbone": "tiny", "pretrained": None, "protocol": protocol}, [preset]).to_dict())
-        want = _flat({**data, **{k: {**data.get(k, {}), **v} if isinstance(v, dict) else v for k, v in section.items()}})
-        assert {k: cfg[k] for k in want} == want, protocol
+        section = dict(section)
+        datasets = {**top_datasets, **section.pop("datasets", {})}
+        for dataset, part in [(None, {}), *datasets.items()]:
+            given = {"backbone": "tiny", "pretrained": None, "protocol": protocol, **({"dataset": dataset} if dataset else {})}
+            cfg = _flat(resolve(given, [preset]).to_dict())
+            want = _flat(over(over(data, section), part))
+            assert {k: cfg[k] for k in want} == want, (protocol, dataset)
 
 
 @pytest.mark.parametrize("grid", GRIDS)
@@ -69,3 +78,20 @@ def test_epochs_by_shots():
 def test_bad_overrides_are_sentences(override, match):
     with pytest.raises(UptError, match=match):
         resolve({"backbone": "tiny"}, [], [override])
+
+
+def test_a_preset_may_carry_per_dataset_settings(tmp_path):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("optim: {lr: 0.5}\ndatasets:\n  dtd: {optim: {lr: 0.25}}\n"
+                      "protocols:\n  base2new:\n    datasets:\n      dtd: {optim: {batch_size: 3}}\n")
+    base = {"method": "coop", "backbone": "tiny"}
+    assert resolve({**base, "dataset": "eurosat"}, [str(preset)]).optim.lr == 0.5
+    assert resolve({**base, "dataset": "dtd"}, [str(preset)]).optim.lr == 0.25
+    cfg = resolve({**base, "dataset": "dtd", "protocol": "base2new"}, [str(preset)])
+    assert (cfg.optim.lr, cfg.optim.batch_size) == (0.25, 3)
+    assert resolve({**base, "dataset": "dtd", "protocol": "base2new"}, [str(preset)], ["optim.batch_size=5"]
+                   ).optim.batch_size == 5  # flags and --set still win
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: [dtd]\n")
+    with pytest.raises(UptError, match="A preset's 'datasets' must map names to settings"):
+        resolve({**base, "dataset": "dtd"}, [str(bad)])

@@ -4,7 +4,9 @@ Precedence, lowest first: the dataclass defaults < the protocol's preset (``conf
 < the method's own settings for that protocol (``configs/methods``: the paper's, with a
 ``protocols:`` section for each protocol whose reference config differs) < preset YAML files
 (``--config``, in order) < command-line flags and ``--set`` overrides. Any preset may hold a
-``protocols:`` section; the part for the run's protocol applies at that preset's level.
+``protocols:`` section; the part for the run's protocol applies at that preset's level, and then a
+``datasets:`` section (top-level or inside the protocol's) for the run's dataset: a reference code's
+per-dataset settings.
 An override of ``0`` or ``""`` is a value, never "unset". :func:`fill_defaults` then writes every
 remaining default out (the method's full config, epochs, precision, device, activation), which is
 what ``--print-config`` shows and ``config.yaml`` holds.
@@ -279,31 +281,41 @@ def packaged_preset(name: str) -> dict:
     return yaml.safe_load(packaged.read_text()) or {} if packaged.is_file() else {}
 
 
-def for_protocol(layer: dict, protocol: str) -> dict:
-    """A preset with its ``protocols:`` section folded in for ``protocol`` (and the section removed)."""
+def _section(layer: dict, key: str, name: str) -> dict:
+    """``layer`` without its ``key`` section (``protocols``, ``datasets``), merged with that section's part
+    for ``name``."""
     layer = dict(layer)
-    sections = layer.pop("protocols", None) or {}
+    sections = layer.pop(key, None) or {}
     if not isinstance(sections, dict):
-        raise UptError(f"A preset's 'protocols' must map protocol names to settings, got {sections!r}.")
-    section = sections.get(protocol) or {}
+        raise UptError(f"A preset's '{key}' must map names to settings, got {sections!r}.")
+    section = sections.get(name) or {}
     if not isinstance(section, dict):
-        raise UptError(f"The '{protocol}' section of a preset's 'protocols' must be a mapping.")
+        raise UptError(f"The '{name}' section of a preset's '{key}' must be a mapping.")
     return merge(layer, section)
 
 
+def for_protocol(layer: dict, protocol: str, dataset: str | None = None) -> dict:
+    """A preset with its ``protocols:`` section folded in for ``protocol``, then its ``datasets:`` section
+    (top-level or inside the protocol's) for ``dataset``, and both sections removed. A dataset section
+    holds a reference code's per-dataset settings (Tip-Adapter's search ranges, say)."""
+    return _section(_section(layer, "protocols", protocol), "datasets", dataset or "")
+
+
 def resolve(base: dict, presets: list[str] = (), overrides: list[str] = ()) -> RunConfig:
-    """Resolve the run config: defaults < protocol preset < the method's settings for the protocol
-    < ``presets`` < ``base`` flags < overrides."""
+    """Resolve the run config: defaults < protocol preset < the method's settings for the protocol (and
+    the dataset) < ``presets`` < ``base`` flags < overrides."""
     layers = [load_yaml(p) for p in presets] + [base] + [parse_override(item) for item in overrides]
     top: dict = {}
     for layer in layers:
-        top = merge(top, {k: v for k, v in layer.items() if k != "protocols"})
+        top = merge(top, {k: v for k, v in layer.items() if k not in ("protocols", "datasets")})
     # Training on the base classes is the base-to-new protocol unless another is named.
     protocol = top.get("protocol") or ("base2new" if top.get("classes") == "base" else RunConfig.protocol)
     method = top.get("method", RunConfig.method)
+    protocol_preset = packaged_preset(f"protocols/{protocol}")
+    dataset = top.get("dataset") or protocol_preset.get("dataset") or RunConfig.dataset
     merged: dict = {"protocol": protocol}
-    for layer in [packaged_preset(f"protocols/{protocol}"), packaged_preset(f"methods/{method}"), *layers]:
-        merged = merge(merged, for_protocol(layer, protocol))
+    for layer in [protocol_preset, packaged_preset(f"methods/{method}"), *layers]:
+        merged = merge(merged, for_protocol(layer, protocol, dataset))
     from upt.backbone.configs import BUILTIN_CONFIGS, builtin_default_weights
 
     backbone = merged.get("backbone", RunConfig.backbone)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Speed/memory benchmark on one CUDA GPU: every method on ViT-B-16 (random weights, no download) at
+# GPU checks, then the speed/memory benchmark on one CUDA GPU: every method on ViT-B-16 (random weights, no download) at
 # 100 and 1000 classes, ours (bf16 autocast, truncated text, text once per evaluation) against
 # reference-style (legacy fp16, 77 tokens, text per test batch), then the feature store over a small
 # few-shot grid (benchmarks/grid.py). Meant to finish in under 8 minutes.
@@ -20,8 +20,8 @@
 # src/upt.egg-info from the editable install.
 #
 # Dry run of the plumbing on a CPU (UPT_BENCH_EXTRA is appended to the benchmark's arguments):
-#   UPT_BENCH_DEVICE=cpu UPT_BENCH_BACKBONE=tiny UPT_BENCH_EXTRA="--methods coop --classes 10" \
-#       bash benchmarks/gpu.sh /tmp/out
+#   UPT_BENCH_DEVICE=cpu UPT_BENCH_BACKBONE=tiny UPT_CHECK_PRECISIONS="fp32 bf16" UPT_BENCH_SKIP_GRID=1 \
+#       UPT_BENCH_SKIP_COMPILE=1 UPT_BENCH_EXTRA="--methods coop --classes 10" bash benchmarks/gpu.sh /tmp/out
 set -euo pipefail
 
 OUT_DIR=${1:?usage: bash benchmarks/gpu.sh OUT_DIR [WHEELS_DIR]}
@@ -58,10 +58,19 @@ print("torch", torch.__version__, "| device:", torch.cuda.get_device_name(0) if 
 assert "$DEVICE" != "cuda" or torch.cuda.is_available(), "no CUDA device visible"
 EOF
 
+# Correctness first (benchmarks/gpu_checks.py): short UPT and CoOp runs in bf16, fp16 (grad scaler),
+# legacy-fp16 and fp32 on ViT-B-16 must finish with finite losses; with 2+ GPUs, --devices 2 (NCCL)
+# must match one process. A drawn toy task is the data (nothing to download).
+start=$(date +%s)
+[ -d "$OUT_DIR/data/colours" ] || "$PY" -m upt data toy colours --out "$OUT_DIR/data/colours" >/dev/null
+CHECK_PRECISIONS=${UPT_CHECK_PRECISIONS:-bf16 fp16 legacy-fp16 fp32}
+UPT_CACHE="$OUT_DIR/cache" "$PY" benchmarks/gpu_checks.py --dataset "folder:$OUT_DIR/data/colours" \
+    --backbone "$BACKBONE" --device "$DEVICE" --precisions $CHECK_PRECISIONS \
+    --out "$OUT_DIR/gpu-$(date +%F)-checks.json" || echo "SOME GPU CHECKS FAILED (see the JSON)" >&2
+
 # --chunk-size 2048: CoCoOp's evaluation encodes B x n_cls text sequences (100 x 1000); ours encodes
 # them 2048 at a time, the reference one image's n_cls at a time. Every other step encodes at most
 # 1000 sequences, so nothing else is chunked: these rows show speed with truncation alone.
-start=$(date +%s)
 "$PY" benchmarks/speed.py --device "$DEVICE" --precision bf16 --backbone "$BACKBONE" \
     --classes 100 1000 --batch-size 32 --eval-batch-size 100 --steps 5 --warmup 2 --chunk-size 2048 \
     --out "$OUT_DIR/gpu-$(date +%F).json" ${UPT_BENCH_EXTRA:-}
@@ -86,6 +95,9 @@ if [ -z "${UPT_BENCH_SKIP_GRID:-}" ]; then
 fi
 # torch.compile of the frozen towers, eager against compiled (benchmarks/compile.py): the GPU half of
 # the measurement that decides whether a compile option is worth offering (on 2 CPU cores it is not).
-"$PY" benchmarks/compile.py --device "$DEVICE" --precision bf16 --backbone "$BACKBONE" --batch-size 100 \
-    --classes 1000 --out "$OUT_DIR/gpu-$(date +%F)-compile.json"
+if [ -z "${UPT_BENCH_SKIP_COMPILE:-}" ]; then
+    "$PY" benchmarks/compile.py --device "$DEVICE" --precision bf16 --backbone "$BACKBONE" --batch-size 100 \
+        --classes 1000 --out "$OUT_DIR/gpu-$(date +%F)-compile.json"
+fi
+rm -rf "$OUT_DIR/cache"
 echo "benchmark wall time: $(( $(date +%s) - start )) s; results in $OUT_DIR"

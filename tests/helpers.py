@@ -21,3 +21,20 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (set UPT_SHARED to the folder holding data/ and parity/)")
     return path
+
+
+def interrupt_epoch(monkeypatch, n: int = 2):
+    """Make the ``n``-th training epoch from now raise KeyboardInterrupt, as a kill mid-run would;
+    returns the real ``Trainer.run_epoch`` so a test can restore it before resuming."""
+    from upt.engine.train import Trainer
+
+    original, calls = Trainer.run_epoch, {"n": 0}
+
+    def dies(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "run_epoch", dies)
+    return original

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import shared_path
+from helpers import interrupt_epoch, shared_path
 from upt.cli import main
 from upt.methods import REGISTRY
 
@@ -88,16 +88,7 @@ def test_resume_after_interruption_matches_a_straight_run(tmp_path, flowers, mon
     assert _train(straight, flowers, "upt", "--epochs", "3") == 0
 
     interrupted = tmp_path / "interrupted"
-    original = Trainer.run_epoch
-    calls = {"n": 0}
-
-    def dies_in_epoch_two(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(Trainer, "run_epoch", dies_in_epoch_two)
+    original = interrupt_epoch(monkeypatch, 2)
     assert _train(interrupted, flowers, "upt", "--epochs", "3") == 130
     assert not (interrupted / "results.json").exists()
     monkeypatch.setattr(Trainer, "run_epoch", original)

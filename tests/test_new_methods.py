@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import shared_path
+from helpers import interrupt_epoch, shared_path
 from test_maple import _blocks
 from upt.engine.config import OptimConfig
 from upt.engine.precision import resolve_precision
@@ -364,15 +364,7 @@ def test_resume_matches_a_straight_run(tmp_path, monkeypatch, method, extra):
     argv = ["train", "--json", "--method", method, "--dataset", flowers, "--backbone", "tiny", "--workers", "0",
             "--shots", "2", "--seed", "1", "--epochs", "3", "--batch-size", "4", *extra]
     assert main([*argv, "--out", str(tmp_path / "straight")]) == 0
-    original, calls = Trainer.run_epoch, {"n": 0}
-
-    def dies_in_epoch_two(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(Trainer, "run_epoch", dies_in_epoch_two)
+    original = interrupt_epoch(monkeypatch, 2)
     assert main([*argv, "--out", str(tmp_path / "resumed")]) == 130
     monkeypatch.setattr(Trainer, "run_epoch", original)
     assert main([*argv, "--out", str(tmp_path / "resumed"), "--resume"]) == 0

@@ -174,9 +174,6 @@ class FeatureStore:
         return files, bytes_
 
 
-ENCODED_IMAGES = [0]  # images this process passed through an image encoder for features (benchmarks read it)
-
-
 @torch.no_grad()
 def raw_features(method, loader, precision) -> tuple[torch.Tensor, torch.Tensor]:
     """The backbone's raw image features (fp32) and labels of every batch of ``loader``."""
@@ -186,7 +183,6 @@ def raw_features(method, loader, precision) -> tuple[torch.Tensor, torch.Tensor]
         for images, y, *_ in loader:
             feats.append(method.backbone.vision.encode_images(images.to(method.backbone.device)).float())
             labels.append(y)
-            ENCODED_IMAGES[0] += len(images)
     if not feats:
         raise UptError("No images to encode.")
     return torch.cat(feats).cpu(), torch.cat(labels).long().cpu()

@@ -151,12 +151,12 @@ def test_open_vocabulary_eval_on_another_dataset(tmp_path, flowers, capsys):
 
 def test_frozen_image_encoder_trains_on_cached_features_exactly(tmp_path, flowers, monkeypatch):
     """CoOp with a deterministic training transform: cached features give the images' own result."""
-    from upt.engine import run
+    from upt.engine import fit
 
     args = ["--set", "data.train_transform=center_crop", "--epochs", "3"]
     assert _train(tmp_path / "cached", flowers, "coop", *args) == 0
     assert "cached image features" in (tmp_path / "cached" / "log.txt").read_text()
-    monkeypatch.setattr(run, "DETERMINISTIC_TRANSFORMS", ())
+    monkeypatch.setattr(fit, "DETERMINISTIC_TRANSFORMS", ())
     assert _train(tmp_path / "images", flowers, "coop", *args) == 0
     assert "cached image features" not in (tmp_path / "images" / "log.txt").read_text()
     pa = load_file(tmp_path / "cached" / "prompt.safetensors")

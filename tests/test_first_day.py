@@ -34,7 +34,7 @@ def test_progress_logs_lines_when_not_on_a_terminal(caplog):
 
 
 def test_progress_bar_counts_real_images_against_the_epochs_total(tmp_path, flowers, monkeypatch):
-    from upt.engine import run
+    from upt.engine import fit, run
 
     seen = []
 
@@ -43,7 +43,8 @@ def test_progress_bar_counts_real_images_against_the_epochs_total(tmp_path, flow
             super().__init__(total, desc, terminal=False, **kwargs)
             seen.append(self)
 
-    monkeypatch.setattr(run, "Progress", Recording)
+    monkeypatch.setattr(run, "Progress", Recording)  # the evaluation's bar
+    monkeypatch.setattr(fit, "Progress", Recording)  # the epochs' bars
     # 10 images, batches of 4: Dassl drops the incomplete last batch, so 8 per epoch
     assert main(["train", "--method", "coop", "--dataset", flowers, *TINY, "--shots", "2", "--epochs", "2",
                  "--batch-size", "4", "--out", str(tmp_path / "run")]) == 0

@@ -7,7 +7,6 @@ import logging
 import os
 import resource
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,20 +26,14 @@ from upt.engine.checkpoint import (
 )
 from upt.engine.config import RunConfig, fill_defaults
 from upt.engine.evaluate import evaluate_split
-from upt.engine.features import encoded
+from upt.engine.fit import fit
 from upt.engine.loaders import (
-    DETERMINISTIC_TRANSFORMS,
-    EpochLoaders,
-    FeatureEpochs,
     check_images,
-    encode_all,
-    image_loader,
 )
 from upt.engine.precision import resolve_precision
 from upt.engine.progress import Progress
-from upt.engine.resume import check_same_run, keep_epochs, load_checkpoint, require_finite, save_checkpoint
+from upt.engine.resume import check_same_run
 from upt.engine.rundir import (
-    append_jsonl,
     attach_log_file,
     check_same_backbone,
     describe_run,
@@ -51,7 +44,7 @@ from upt.engine.rundir import (
     resolve_device,
     write_config,
 )
-from upt.engine.train import Trainer, seed_everything
+from upt.engine.train import seed_everything
 from upt.errors import UptError
 from upt.methods import build_method, get_method_class
 
@@ -147,14 +140,7 @@ def _train(cfg: RunConfig, out: Path, resume: bool, device: torch.device | None,
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    train_stats: dict = {"train_images": 0, "train_seconds": 0.0}
-    if method.needs_training_data and (method.fit_before_training or not method.trains_by_gradient):
-        train_stats = _fit_features(method, splits, cfg, precision)
-    if method.trains_by_gradient:
-        fitted = train_stats
-        train_stats = _fit_gradient(method, splits, cfg, precision, out, resume)
-        if "fit" in fitted:  # a closed-form start (Tip-Adapter-F's cache), then gradient steps
-            train_stats.update(fit=fitted["fit"], train_seconds=train_stats["train_seconds"] + fitted["train_seconds"])
+    train_stats = fit(method, splits, cfg, precision, out, resume)
     if main:
         save_tensors(out / PROMPT_FILE, method.trainable_state_dict())
 
@@ -195,88 +181,6 @@ def _record(cfg: RunConfig, method, eval_dataset: str, classes: str, splits, met
                    "peak_memory_mb": peak_memory_mb(method.backbone.device)},
         "versions": versions(),
     }
-
-
-def _fit_features(method, splits, cfg: RunConfig, precision) -> dict:
-    """:meth:`fit_features` on frozen image features: the training images with the evaluation
-    transform, or ``method.fit_views()`` augmented views of each (stacked (V, N, D)), and the validation images."""
-    pp, workers, bs = method.backbone.preprocess, cfg.data.num_workers, cfg.data.eval_batch_size
-    start = time.perf_counter()
-    views = method.fit_views()
-    if views:
-        encoded_views = FeatureEpochs(method, splits.train, pp, cfg, precision, views).views
-        train = torch.stack([f for f, _ in encoded_views]), encoded_views[0][1]
-    else:
-        train = encoded(method, splits.train, "train", cfg.data.eval_transform, cfg, precision) or encode_all(
-            method, image_loader(splits.train, pp, cfg.data.eval_transform, False, bs, workers,
-                                 cache=cfg.data.cache_images, short_side=cfg.data.cache_short_side), precision)
-    first = train[0] if train[0].dim() == 2 else train[0][0]
-    val = (encoded(method, splits.val, "val", cfg.data.eval_transform, cfg, precision) or encode_all(
-        method, image_loader(splits.val, pp, cfg.data.eval_transform, False, bs, workers), precision)
-        ) if splits.val else (first[:0], train[1][:0])
-    fit = method.fit_features(train, val)
-    return {"fit": fit, "train_seconds": time.perf_counter() - start, "train_images": len(splits.train)}
-
-
-def _fit_gradient(method, splits, cfg: RunConfig, precision, out: Path, resume: bool) -> dict:
-    epochs = cfg.epochs()
-    main = dist.is_main()
-    if epochs <= cfg.optim.warmup_epochs:
-        log.warning("WARNING: all %d epoch(s) are warm-up epochs at the constant lr %g, so the prompts barely move "
-                    "and the run reports about what it started from; train more than optim.warmup_epochs=%d epochs, "
-                    "or set optim.warmup_epochs=0.", epochs, cfg.optim.warmup_lr, cfg.optim.warmup_epochs)
-    views = cfg.data.feature_views or (1 if cfg.data.train_transform in DETERMINISTIC_TRANSFORMS else 0)
-    if views and method.frozen_image_encoder:
-        batches = FeatureEpochs(method, splits.train, method.backbone.preprocess, cfg, precision, views)
-        forward = dist.wrap(method, method.logits)
-        log.info("training on cached image features (%d view%s per image)", views, "s" if views > 1 else "")
-    else:
-        batches = EpochLoaders(splits.train, method.backbone.preprocess, cfg)
-        forward = dist.wrap(method)
-    schedule = method.step_schedule(epochs, len(batches.sampler), cfg.shots)
-    if schedule is not None:  # the method's reference counts optimiser steps, not epochs
-        epochs = -(-schedule.steps // len(batches.sampler))
-    trainer = Trainer(method, cfg.optim, epochs, precision, schedule)
-    start_epoch, seconds, images, stats = 0, 0.0, 0, None
-    saved = load_checkpoint(out, method.backbone.device) if resume else None
-    metrics_file = out / "metrics.jsonl"
-    if saved is not None:
-        tensors, state = saved
-        method.load_trainable_state_dict({k[len("method."):]: v for k, v in tensors.items() if k.startswith("method.")})
-        method.load_training_state({k[len("state."):]: v for k, v in tensors.items() if k.startswith("state.")})
-        trainer.restore(tensors, state["trainer"])
-        start_epoch, seconds, images = state["epoch"], state["train_seconds"], state["train_images"]
-        stats = state.get("last_epoch")
-        if main:
-            keep_epochs(metrics_file, start_epoch)
-        log.info("resumed from the end of epoch %d", start_epoch)
-    elif resume:
-        log.info("nothing to resume in %s; starting from the beginning", out)
-
-    for epoch in range(start_epoch, epochs):
-        if trainer.done():
-            break
-        with Progress(batches.images, f"epoch {epoch + 1}/{epochs}", enabled=main) as bar:
-            stats = trainer.run_epoch(epoch, batches(epoch), forward,
-                                      on_step=lambda r: bar.update(r["images"], r["loss"]),
-                                      global_size=batches.global_size)
-        seconds += stats["seconds"]
-        images += stats["images"]
-        stats.update(method.on_epoch_end(epoch, epochs) or {})  # every rank: the tensors stay identical
-        if not main:
-            continue
-        trained = method.trainable_state_dict()
-        require_finite(trained, epoch, trainer)
-        append_jsonl(metrics_file, stats)
-        log.info("epoch %d/%d  loss %.4f  train acc %.1f%%  lr %.2e  %.1f img/s", epoch + 1, epochs, stats["loss"],
-                 stats["train_accuracy"], stats["lr"], stats["images"] / max(stats["seconds"], 1e-9))
-        opt_tensors, trainer_meta = trainer.state()
-        save_checkpoint(out, {**{f"method.{k}": v for k, v in trained.items()}, **opt_tensors,
-                              **{f"state.{k}": v for k, v in method.training_state().items()}},
-                        {"epoch": epoch + 1, "trainer": trainer_meta, "train_seconds": seconds,
-                         "train_images": images, "last_epoch": stats})
-    return {"epochs": epochs, "steps": trainer.step, "final_loss": stats["loss"] if stats else None,
-            "train_seconds": seconds, "train_images": images}
 
 
 def eval_run(run_dir: str | Path, dataset: str | None = None, data_root: str | None = None,

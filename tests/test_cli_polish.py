@@ -267,7 +267,8 @@ def _train_help(capsys, monkeypatch) -> dict[str, str]:
 
 
 def test_train_help_states_defaults_that_match_the_config(capsys, monkeypatch):
-    from upt.engine.config import DataConfig, OptimConfig, RunConfig, packaged_preset
+    from upt.engine.config import DataConfig, OptimConfig, RunConfig
+    from upt.engine.presets import packaged_preset
 
     helps = _train_help(capsys, monkeypatch)
     preset = {m: packaged_preset(f"methods/{m}") for m in ("coop", "cocoop", "maple", "upt", "vpt")}

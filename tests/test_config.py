@@ -6,7 +6,8 @@ from importlib import resources
 
 import pytest
 
-from upt.engine.config import load_yaml, resolve
+from upt.engine.config import resolve
+from upt.engine.presets import load_yaml
 from upt.errors import UptError
 from upt.sweep import load_grid, plan_jobs
 

@@ -102,7 +102,7 @@ def grid_from_dict(values: dict) -> Grid:
 
 def load_grid(path: str | Path | None, updates: dict | None = None) -> Grid:
     """Read a grid YAML (or start from nothing) and apply ``updates`` (flags) on top."""
-    from upt.engine.config import load_yaml
+    from upt.engine.presets import load_yaml
 
     values: dict = {}
     if path is not None:

@@ -190,16 +190,16 @@ def test_grid_mistakes_are_caught_before_anything_runs(tmp_path):
 
 
 def test_workers_get_one_gpu_each_or_a_share_of_cpu_threads(monkeypatch):
-    from upt.sweep import runner
+    from upt.sweep import execute
 
-    monkeypatch.setattr(runner, "_visible_gpus", lambda: ["2", "5"])
-    envs = runner._worker_envs(3)
+    monkeypatch.setattr(execute, "visible_gpus", lambda: ["2", "5"])
+    envs = execute.worker_envs(3)
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "5", "2"]
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    envs = runner._worker_envs(2, pin_gpus=False)
-    assert all("CUDA_VISIBLE_DEVICES" not in e or e["CUDA_VISIBLE_DEVICES"] == runner.os.environ.get(
+    envs = execute.worker_envs(2, pin_gpus=False)
+    assert all("CUDA_VISIBLE_DEVICES" not in e or e["CUDA_VISIBLE_DEVICES"] == execute.os.environ.get(
         "CUDA_VISIBLE_DEVICES") for e in envs)
-    assert {e["OMP_NUM_THREADS"] for e in envs} == {str(max(1, (runner.os.cpu_count() or 1) // 2))}
+    assert {e["OMP_NUM_THREADS"] for e in envs} == {str(max(1, (execute.os.cpu_count() or 1) // 2))}
 
 
 def test_submitit_local_executor_runs_then_skips(tmp_path, photos):

@@ -12,12 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import subprocess
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -25,6 +21,7 @@ from pathlib import Path
 from queue import Queue
 
 from upt.errors import UptError
+from upt.sweep.execute import in_process, in_subprocess, worker_envs
 from upt.sweep.plan import Job, command
 
 log = logging.getLogger(__name__)
@@ -86,20 +83,20 @@ def run_sweep(jobs: Sequence[Job], root: str | Path, workers: int = 1) -> SweepS
     root.mkdir(parents=True, exist_ok=True)
     book = _Book(root, jobs)
     if workers <= 1:
-        execute = _in_process
+        execute = in_process
         for index, job in enumerate(jobs, 1):
             _run_job(index, job, execute, book)
         return book.summary
     slots: Queue = Queue()
     # Pin one GPU per worker unless the grid names a device itself (cuda:N, cpu).
-    envs = _worker_envs(workers, pin_gpus=all(j.device in (None, "auto", "cuda") for j in jobs))
+    envs = worker_envs(workers, pin_gpus=all(j.device in (None, "auto", "cuda") for j in jobs))
     for env in envs:
         slots.put(env)
 
     def work(index: int, job: Job) -> None:
         env = slots.get()
         try:
-            _run_job(index, job, lambda step, path: _subprocess(step.argv, path, env), book)
+            _run_job(index, job, lambda step, path: in_subprocess(step.argv, path, env), book)
         finally:
             slots.put(env)
 
@@ -146,7 +143,7 @@ def _cluster_job(index: int, job: Job, root: str) -> tuple[int, list[dict]]:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("upt").setLevel(logging.INFO)
     book = _Book(Path(root), [job], record=False)
-    _run_job(index, job, _in_process, book)
+    _run_job(index, job, in_process, book)
     return book.summary.steps_run, [asdict(f) for f in book.summary.failures]
 
 
@@ -256,72 +253,3 @@ def _run_job(index: int, job: Job, execute: Execute, book: _Book) -> None:
             book.fail(Failure(job.name, step.name, command(step.argv), error, str(path) if path.exists() else None))
             if step.name == "train":
                 return  # nothing to evaluate
-
-
-def _in_process(step: Step, log_path: Path) -> str | None:
-    """Run ``step`` in this process; returns the one-line error, or None on success."""
-    try:
-        step.run()
-    except UptError as exc:
-        return str(exc)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any crash of one run is recorded, the sweep goes on
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(traceback.format_exc())
-        return f"{type(exc).__name__}: {exc}".splitlines()[0]
-    finally:
-        _release_memory()
-    return None
-
-
-def _release_memory() -> None:
-    import gc
-
-    gc.collect()
-    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
-        sys.modules["torch"].cuda.empty_cache()
-
-
-def _subprocess(argv: Sequence[str], log_path: Path, env: dict) -> str | None:
-    """Run ``python -m upt ARGV`` with its output in ``log_path``; returns the one-line error or None."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as f:
-        rc = subprocess.run([sys.executable, "-m", "upt", *argv], stdout=f, stderr=subprocess.STDOUT,
-                            env=env, check=False).returncode
-    if rc == 0:
-        log_path.unlink(missing_ok=True)
-        return None
-    if rc < 0:
-        return f"killed by signal {-rc}"
-    lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("upt: error:")]
-    if errors:
-        return errors[-1][len("upt: error:"):].strip()
-    return lines[-1] if lines else f"exit status {rc}"
-
-
-def _worker_envs(workers: int, pin_gpus: bool = True) -> list[dict]:
-    """One environment per worker: its own GPU when there are GPUs, a share of the CPU threads otherwise."""
-    envs = []
-    gpus = _visible_gpus() if pin_gpus else []
-    if gpus and workers > len(gpus):
-        log.warning("%d workers for %d GPU(s): several runs will share a GPU.", workers, len(gpus))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    for slot in range(workers):
-        env = dict(os.environ)
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
-        else:
-            env.setdefault("OMP_NUM_THREADS", str(threads))
-        envs.append(env)
-    return envs
-
-
-def _visible_gpus() -> list[str]:
-    import torch
-
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else [str(i) for i in range(count)]
-    return ids[:count]

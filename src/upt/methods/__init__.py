@@ -14,13 +14,7 @@ from upt.methods import (  # noqa: F401  (fill the registry)
     vpt,
     zeroshot,
 )
-from upt.methods.base import (
-    REGISTRY,
-    PromptMethod,
-    build_method,
-    describe_methods,
-    get_method_class,
-    make_config,
-)
+from upt.methods.base import REGISTRY, PromptMethod
+from upt.methods.registry import build_method, describe_methods, get_method_class, make_config
 
 __all__ = ["REGISTRY", "PromptMethod", "build_method", "describe_methods", "get_method_class", "make_config"]

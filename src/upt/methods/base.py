@@ -1,4 +1,4 @@
-"""The contract every method follows, and the registry that names them.
+"""The contract every method follows, and the decorator that registers a method by name.
 
 A method is an ``nn.Module`` built from ``(config, backbone, classnames, template)``.
 ``forward(images)`` always returns logits (B, n_cls). The frozen backbone is held as a plain
@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from upt.backbone import Backbone
-from upt.errors import UptError, unknown_name
-from upt.fields import typed_fields
+from upt.errors import UptError
 
 REGISTRY: dict[str, type[PromptMethod]] = {}
 
@@ -265,57 +264,3 @@ def l2(x: torch.Tensor) -> torch.Tensor:
 def normal_param(*shape: int, std: float = 0.02) -> nn.Parameter:
     """A parameter drawn from N(0, std²), the prompt initialisation of every paper here."""
     return nn.Parameter(torch.randn(*shape) * std)
-
-
-def make_config(cls: type[PromptMethod], values: dict | Any | None) -> Any:
-    """Build ``cls.Config`` from a dict, checking the keys; a Config instance passes through."""
-    if values is None:
-        return cls.Config()
-    if isinstance(values, cls.Config):
-        return values
-    names = {f.name for f in dataclasses.fields(cls.Config)}
-    bad = sorted(set(values) - names)
-    if bad:
-        raise UptError(f"Unknown option(s) {bad} for method '{cls.name}'; its options are {sorted(names)}.")
-    if not isinstance(values, dict):
-        raise UptError(f"method_config must be a mapping of option names to values, got {values!r}.")
-    return cls.Config(**typed_fields(cls.Config, values, "method_config."))
-
-
-def get_method_class(name: str) -> type[PromptMethod]:
-    if name not in REGISTRY:
-        raise unknown_name("method", name, REGISTRY)
-    return REGISTRY[name]
-
-
-def build_method(
-    name: str,
-    backbone: Backbone,
-    classnames: Sequence[str],
-    template: str = "a photo of a {}.",
-    config: dict | Any | None = None,
-    ensemble_with_template: bool = True,
-) -> PromptMethod:
-    """Build a registered method on ``backbone`` for ``classnames`` (``template`` and
-    ``ensemble_with_template`` as :meth:`PromptMethod.set_classnames` takes them)."""
-    cls = get_method_class(name)
-    method = cls(make_config(cls, config), backbone, classnames, template)
-    if not ensemble_with_template:
-        method.set_classnames(classnames, template, ensemble_with_template)
-    return method.to(backbone.device)
-
-
-def describe_methods(backbone: Backbone, n_cls: int = 100) -> list[dict]:
-    """Rows of name, description and default trainable parameters on ``backbone`` for ``n_cls`` classes.
-
-    Where a method's default config cannot be built on ``backbone``, ``trainable`` is ``n/a`` and
-    ``note`` says why (one sentence); otherwise ``note`` is empty.
-    """
-    rows = []
-    for name, cls in REGISTRY.items():
-        try:
-            count, note = f"{cls.count_parameters(cls.Config(), backbone, n_cls):,}", ""
-        except UptError as exc:
-            count, note = "n/a", str(exc)
-        rows.append({"name": name, "description": cls.description, "trainable": count, "note": note})
-    return rows

@@ -74,6 +74,19 @@ def _finite_everywhere(loss: torch.Tensor, world: int) -> bool:
     return bool(ok)
 
 
+def batch_loss(logits: torch.Tensor, labels: torch.Tensor, extra: torch.Tensor | None, world: int,
+               batch: int) -> torch.Tensor:
+    """Cross-entropy of one batch plus the method's regulariser ``extra`` (a batch mean). With ``world`` > 1
+    processes each rank's summed loss, and its regulariser as its share of the ``batch`` images of the global
+    batch, are scaled so that DDP's gradient average equals the mean over the global batch, exactly as
+    one process would compute it."""
+    if world == 1:
+        loss = F.cross_entropy(logits.float(), labels)
+        return loss if extra is None else loss + extra.float()
+    loss = F.cross_entropy(logits.float(), labels, reduction="sum") * (world / batch)
+    return loss if extra is None else loss + extra.float() * (world * len(labels) / batch)
+
+
 class Trainer:
     """Optimiser, scaler and the per-epoch loop for one method. ``schedule``: the method's own
     per-step schedule (:meth:`PromptMethod.step_schedule`), which replaces the per-epoch one."""
@@ -112,29 +125,21 @@ class Trainer:
         from upt.engine.distributed import world_size
 
         world = world_size()
-        lr = lr_at(epoch, self.optim_cfg, self.epochs)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        lr = self._set_lr(lr_at(epoch, self.optim_cfg, self.epochs))
         forward = forward or self.method
         device = self.method.backbone.device
         self.method.train()
         total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
         for i, (inputs, labels, *_) in enumerate(batches):
             if self.schedule is not None:
-                lr = self.schedule.lr(self.step, self.optim_cfg.lr)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                lr = self._set_lr(self.schedule.lr(self.step, self.optim_cfg.lr))
             inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             n = len(labels)
+            batch = global_size(i) if world > 1 else n  # the global batch of this step
             with self.precision.autocast():
                 logits = forward(inputs)  # fp32: every method computes its final similarity outside autocast
-                extra = self.method.regularization()  # a batch mean: weighted as its share of the global batch
-            if world > 1:
-                loss = F.cross_entropy(logits.float(), labels, reduction="sum") * (world / global_size(i))
-            else:
-                loss = F.cross_entropy(logits.float(), labels)
-            if extra is not None:
-                loss = loss + extra.float() * (1.0 if world == 1 else world * n / global_size(i))
+                extra = self.method.regularization()
+            loss = batch_loss(logits, labels, extra, world, batch)
             if not _finite_everywhere(loss, world):
                 raise UptError(f"The loss became non-finite ({loss.item()} here) at epoch {epoch + 1}, step "
                                f"{self.step + 1}; training stopped. {self.advice()}.")
@@ -143,11 +148,11 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.step += 1
-            total_loss += loss.item() * (n if world == 1 else global_size(i) / world)
+            total_loss += loss.item() * (n if world == 1 else batch / world)
             correct += int((logits.argmax(1) == labels).sum())
             seen += n
             if on_step is not None:  # images: this step's global batch (what the epoch's total counts)
-                on_step({"epoch": epoch + 1, "step": self.step, "lr": lr, "images": n if world == 1 else global_size(i),
+                on_step({"epoch": epoch + 1, "step": self.step, "lr": lr, "images": batch,
                          "loss": total_loss / seen if world == 1 else loss.item()})  # running mean on one process
             if self.done():
                 break
@@ -160,6 +165,11 @@ class Trainer:
             "images": seen,
             "seconds": seconds,
         }
+
+    def _set_lr(self, lr: float) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
 
     def advice(self) -> str:
         """What to try after a non-finite loss or parameter."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import safe_open
@@ -61,10 +61,32 @@ def load_checkpoint(run_dir: Path, device: str | torch.device = "cpu") -> tuple[
     return tensors, read_json(legacy)
 
 
+# Settings that change what a run costs, not the numbers it produces: they may differ between a
+# run folder and a request to continue it (``--resume``, a sweep re-run).
+SAFE_TO_CHANGE = ("device", "devices", "deterministic", "data_root", "data.num_workers", "data.eval_batch_size",
+                  "data.cache_images", "compute.")
+
+
+def _flat(values: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(stored: dict, requested: dict) -> list[str]:
+    """``key: stored -> requested`` for every setting two resolved configs disagree on, except the
+    cost-only ones (:data:`SAFE_TO_CHANGE`) and keys one of them predates."""
+    a, b = _flat(stored), _flat(requested)
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in sorted(set(a) & set(b))
+            if a[k] != b[k] and not any(k == s or (s.endswith(".") and k.startswith(s)) for s in SAFE_TO_CHANGE)]
+
+
 def check_same_run(out: Path, cfg: RunConfig) -> None:
     """Refuse ``--resume`` of a run folder trained with other settings, before anything is written."""
-    from upt.engine.config import config_differences
-
     stored = out / "config.yaml"
     if not stored.exists():
         return

@@ -17,8 +17,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from upt.engine.config import RunConfig, config_differences, config_text, fill_defaults, resolve
+from upt.engine.config import RunConfig, config_text, fill_defaults, resolve
 from upt.engine.presets import merge
+from upt.engine.resume import config_differences
 from upt.errors import UptError
 from upt.methods import get_method_class
 from upt.sweep.grid import Grid, run_settings

@@ -39,6 +39,17 @@ def test_defaults_and_eval_is_deterministic():
     assert torch.equal(evaluate(image), evaluate(image))
 
 
+def test_tip_adapters_crop_samples_half_the_image_or_more():
+    from torchvision import transforms as T
+
+    tf = build_transform(PRE, train=True, name="random_resized_crop_0.5")
+    crop, flip = tf.transforms[1], tf.transforms[2]
+    assert isinstance(crop, T.RandomResizedCrop) and crop.scale == (0.5, 1.0) and crop.ratio == (3 / 4, 4 / 3)
+    assert crop.interpolation == T.InterpolationMode.BICUBIC and isinstance(flip, T.RandomHorizontalFlip)
+    default = build_transform(PRE, train=True).transforms[1]
+    assert default.scale == (0.08, 1.0)
+
+
 def test_accepts_open_clip_config_and_mappings():
     assert build_transform(PreprocessCfg(size=(24, 24)), train=False)(Image.new("RGB", (30, 30))).shape == (3, 24, 24)
     cfg = {"size": 16, "mean": (0, 0, 0), "std": (1, 1, 1), "interpolation": "bilinear"}

@@ -281,6 +281,22 @@ def test_tip_adapter_logits_match_the_reference(tiny):
         assert (m.logits(f) - want).abs().max().item() <= 1e-4
 
 
+def test_tip_adapter_keys_average_the_views_raw_features_as_build_cache_model(tiny):
+    """The engine hands fit_features what encode_image gives for each view: the raw features, so a
+    key is the normalised mean of raw features (utils.build_cache_model), not of normalised ones."""
+    m = build_method("tip-adapter", tiny, CLASSES, config={"search": False})
+    views = [_batch(9, seed)[0] for seed in (0, 1)]
+    with torch.no_grad():
+        encoded = torch.stack([m.encode_image(v) for v in views])  # (V, N, D), as FeatureEpochs stacks them
+        raw = torch.stack([tiny.model.encode_image(v) for v in views])
+    assert torch.equal(encoded, raw.float())
+    m.fit_features((encoded, torch.tensor([0, 1, 2] * 3)), (torch.zeros(0, tiny.embed_dim), torch.zeros(0).long()))
+    assert torch.allclose(m.keys, _n(raw.mean(0)), atol=1e-6)
+    assert not torch.allclose(m.keys, _n(_n(raw).mean(0)), atol=1e-4)  # the two averages differ here
+    f = m.encode_image(views[0])
+    assert torch.allclose(m.logits(f), m.logits(_n(f)), atol=1e-5)  # logits normalise what they score
+
+
 def _search_hp(scale, step, keys, values, features, labels, weights):
     """utils.search_hp, transcribed (accuracy as cls_acc, first best kept)."""
     beta_list = [i * (scale[0] - 0.1) / step[0] + 0.1 for i in range(step[0])]
@@ -398,7 +414,11 @@ PRESETS = [
     ("tip-adapter", "fewshot", "imagenet", {"method_config.augment_views": 10, "method_config.search_scale": [7.0, 3.0],
                                             "method_config.search_step": [200, 20], "method_config.init_alpha": 1.17}),
     ("tip-adapter-f", "fewshot", "dtd", {"optim.name": "adamw", "optim.lr": 0.001, "optim.batch_size": 256,
-                                         "optim.epochs": 20, "optim.warmup_epochs": 0}),
+                                         "optim.epochs": 20, "optim.warmup_epochs": 0,
+                                         "data.train_transform": "random_resized_crop_0.5"}),
+    ("tip-adapter", "fewshot", "oxford_flowers", {"method_config.search_scale": [50.0, 50.0],
+                                                  "method_config.init_alpha": 10.0,
+                                                  "data.train_transform": "random_resized_crop_0.5"}),
 ]
 
 

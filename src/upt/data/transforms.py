@@ -3,6 +3,8 @@
 ``random_resized_crop`` (train default) is CoOp's augmentation: RandomResizedCrop(scale 0.08-1) and
 a horizontal flip. ``center_crop`` (eval default) is CLIP's own preprocessing: resize the short side,
 centre crop. ``center_crop_flip`` is the deterministic-crop option for training with only a flip.
+``random_resized_crop_0.5`` crops at scale 0.5-1 (then flips): Tip-Adapter's augmentation
+(gaopengcuhk/Tip-Adapter @ d0e2d6f, ``main.py`` ``train_tranform``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from torchvision import transforms as T
 from upt.data.images import ToRGB
 from upt.errors import UptError, unknown_name
 
-TransformName = Literal["random_resized_crop", "center_crop", "center_crop_flip"]
-TRANSFORMS: tuple[str, ...] = ("random_resized_crop", "center_crop", "center_crop_flip")
+TransformName = Literal["random_resized_crop", "random_resized_crop_0.5", "center_crop", "center_crop_flip"]
+TRANSFORMS: tuple[str, ...] = ("random_resized_crop", "random_resized_crop_0.5", "center_crop", "center_crop_flip")
+_CROP_SCALE = {"random_resized_crop": (0.08, 1.0), "random_resized_crop_0.5": (0.5, 1.0)}
 _INTERPOLATION = {
     "bicubic": T.InterpolationMode.BICUBIC,
     "bilinear": T.InterpolationMode.BILINEAR,
@@ -73,8 +76,8 @@ def build_transform(preprocess: Any, train: bool, name: str | None = None) -> Ca
     mean, std = tuple(_get(preprocess, "mean")), tuple(_get(preprocess, "std"))
     if len(mean) != 3 or len(std) != 3:
         raise UptError(f"Preprocessing mean and std need 3 values each, got {mean} and {std}.")
-    if name == "random_resized_crop":
-        geometry = [T.RandomResizedCrop(size, scale=(0.08, 1.0), interpolation=interp), T.RandomHorizontalFlip()]
+    if name in _CROP_SCALE:
+        geometry = [T.RandomResizedCrop(size, scale=_CROP_SCALE[name], interpolation=interp), T.RandomHorizontalFlip()]
     else:
         geometry = [T.Resize(size, interpolation=interp), T.CenterCrop(size)]
         if name == "center_crop_flip":

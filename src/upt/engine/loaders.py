@@ -119,7 +119,8 @@ class EpochLoaders(_Epochs):
 
 @torch.no_grad()
 def encode_all(method, loader, precision) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised image features and labels of every batch (frozen image encoder)."""
+    """The method's image features (:meth:`~upt.methods.base.PromptMethod.encode_image`: normalised, for all
+    but Tip-Adapter's raw ones) and labels of every batch (frozen image encoder)."""
     feats, labels = [], []
     method.eval()
     with precision.autocast():

@@ -1,7 +1,8 @@
 """Tip-Adapter and Tip-Adapter-F (Zhang et al., ECCV 2022): a key-value cache of the few-shot images.
 
-Keys ``K`` (N, D): the L2-normalised features of the N training images, each the mean over
-``augment_views`` augmented views (``build_cache_model``); values: their one-hot labels ``L`` (N, C).
+Keys ``K`` (N, D): the N training images' features, each the mean of the encoder's raw features over
+``augment_views`` augmented views, then L2-normalised (``build_cache_model``; the preset crops the views
+at scale 0.5-1 as the release's ``train_tranform``); values: their one-hot labels ``L`` (N, C).
 For an image with normalised feature ``f``:
 
     logits = s · f·W_textᵀ + α · exp(−β (1 − f·Kᵀ)) · L
@@ -14,9 +15,7 @@ epoch whose keys score best on the validation split with the initial α, β, the
 
 Deliberate differences (docs/fidelity.md): every search and selection uses the validation split
 (the reference selects Tip-Adapter-F's epoch on the test split, searches on it for ImageNet, and
-reports the better of two test accuracies); a key averages the views' normalised features (the
-reference averages raw ones: every method here sees images as normalised features); the cache stores
-labels, not one-hot rows. The cache only knows the classes it was built from: classes added by
+reports the better of two test accuracies); the cache stores labels, not one-hot rows. The cache only knows the classes it was built from: classes added by
 :meth:`set_classnames` get no cache term (their logits are zero-shot CLIP's).
 """
 
@@ -128,6 +127,11 @@ class TipAdapter(PromptMethod):
     def fit_views(self) -> int:
         return self.config.augment_views
 
+    def image_features(self, raw: torch.Tensor) -> torch.Tensor:
+        """The encoder's raw features in fp32: a key averages its views' raw features before normalising
+        (``build_cache_model``); :meth:`logits` and the search normalise what they score."""
+        return raw.float()
+
     def encode_text(self) -> torch.Tensor:
         return self.text_features
 
@@ -145,14 +149,14 @@ class TipAdapter(PromptMethod):
         if text_features is None:
             text_features = self._text_cache if self._text_cache is not None else self.encode_text()
         with full_precision(image_features):
-            f = image_features.float()
+            f = l2(image_features)
             zero_shot = self.backbone.logit_scale.float() * (f @ text_features.float().t())
             return zero_shot + self.alpha * self.cache_logits(f)
 
     def fit_features(self, train, val) -> dict:
         """Build the cache from the training features (views averaged), then search α, β on ``val``."""
         feats, labels = train
-        raw = feats.float().mean(0) if feats.dim() == 3 else feats.float()  # mean over views, normalised again
+        raw = feats.float().mean(0) if feats.dim() == 3 else feats.float()  # mean over views, then normalised
         if labels.numel() and int(labels.max()) >= len(self.fitted_classnames):
             raise UptError(f"A training label ({int(labels.max())}) exceeds the {len(self.fitted_classnames)} classes.")
         self.labels = labels.to(self.labels.device, torch.long)
@@ -172,7 +176,7 @@ class TipAdapter(PromptMethod):
             log.warning("no validation images: Tip-Adapter keeps alpha=%g, beta=%g without a search",
                         float(self.alpha), float(self.beta))
             return {"alpha": float(self.alpha), "beta": float(self.beta), "val_accuracy": None}
-        f = vx.float()
+        f = l2(vx)
         zero_shot = self.backbone.logit_scale.float() * (f @ self.text_features.float().t())
         best, best_beta, best_alpha = 0, 0.0, 0.0  # as utils.search_hp: nothing better than 0 correct -> 0, 0
         alphas = search_grid(self.config.search_scale[1], self.config.search_step[1])

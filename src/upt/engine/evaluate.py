@@ -72,10 +72,12 @@ def evaluate(method, batches, classnames: Sequence[str], precision: Precision | 
     logits, labels, speed = predict_logits(method, batches, precision, progress)
     parts = gather((logits, labels, speed))  # sharded evaluation: every rank's part, in rank order
     logits, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    speed = sum(p[2] for p in parts)
-    metrics = classification_metrics(logits.argmax(1).numpy(), labels.numpy(), classnames)
-    metrics["eval_images_per_s"] = speed
-    return metrics
+    return _metrics(logits, labels, classnames, sum(p[2] for p in parts))
+
+
+def _metrics(logits: torch.Tensor, labels: torch.Tensor, classnames: Sequence[str], images_per_s: float) -> dict:
+    return {**classification_metrics(logits.argmax(1).numpy(), labels.numpy(), classnames),
+            "eval_images_per_s": images_per_s}
 
 
 @torch.no_grad()
@@ -111,6 +113,4 @@ def evaluate_split(method, samples, classnames: Sequence[str], cfg, precision: P
     logits = logits_from_features(method, raw, cfg.data.eval_batch_size, precision)
     if progress is not None:
         progress.update(len(samples))
-    metrics = classification_metrics(logits.argmax(1).numpy(), labels.numpy(), classnames)
-    metrics["eval_images_per_s"] = len(samples) / max(time.perf_counter() - start, 1e-9)
-    return metrics
+    return _metrics(logits, labels, classnames, len(samples) / max(time.perf_counter() - start, 1e-9))

@@ -30,6 +30,7 @@ def test_every_packaged_preset_resolves(preset):
     data = load_yaml(preset)
     sections = data.pop("protocols", {})
     top_datasets = data.pop("datasets", {})
+    top_backbones = data.pop("backbones", {})
     default = data.get("protocol", "fewshot")
 
     def over(base: dict, section: dict) -> dict:
@@ -38,10 +39,11 @@ def test_every_packaged_preset_resolves(preset):
     for protocol, section in [(default, sections.get(default, {})), *sections.items()]:
         section = dict(section)
         datasets = {**top_datasets, **section.pop("datasets", {})}
+        tiny = over(top_backbones.get("tiny", {}), section.pop("backbones", {}).get("tiny", {}))
         for dataset, part in [(None, {}), *datasets.items()]:
             given = {"backbone": "tiny", "pretrained": None, "protocol": protocol, **({"dataset": dataset} if dataset else {})}
             cfg = _flat(resolve(given, [preset]).to_dict())
-            want = _flat(over(over(data, section), part))
+            want = _flat(over(over(over(data, section), part), tiny))
             assert {k: cfg[k] for k in want} == want, (protocol, dataset)
 
 
@@ -79,6 +81,24 @@ def test_epochs_by_shots():
 def test_bad_overrides_are_sentences(override, match):
     with pytest.raises(UptError, match=match):
         resolve({"backbone": "tiny"}, [], [override])
+
+
+def test_prompt_depths_fit_the_small_backbones_through_their_presets(tmp_path):
+    def depths(method, backbone, protocol="fewshot", overrides=()):
+        c = resolve({"method": method, "backbone": backbone, "protocol": protocol}, [], list(overrides)).method_config
+        return (c["depth"],) if method == "maple" else (c["depth_text"], c["depth_vision"])
+
+    assert [depths("maple", b, p) for b in ("ViT-B-16", "tiny", "toy") for p in ("fewshot", "dg")] == [
+        (9,), (3,), (2,), (2,), (2,), (2,)]
+    assert [depths("promptsrc", b, p) for b in ("ViT-B-16", "tiny", "toy") for p in ("base2new", "cross-dataset")] == [
+        (9, 9), (3, 3), (2, 2), (2, 2), (2, 3), (2, 3)]
+    assert depths("maple", "tiny", overrides=["method_config.depth=1"]) == (1,)  # --set still wins
+    preset = tmp_path / "p.yaml"  # a user's preset: top-level, and inside a protocol's section
+    preset.write_text("backbones:\n  tiny: {optim: {lr: 0.25}}\n"
+                      "protocols:\n  dg:\n    backbones:\n      tiny: {optim: {batch_size: 3}}\n")
+    cfg = resolve({"method": "coop", "backbone": "tiny", "protocol": "dg"}, [str(preset)])
+    assert (cfg.optim.lr, cfg.optim.batch_size) == (0.25, 3)
+    assert resolve({"method": "coop", "backbone": "ViT-B-16"}, [str(preset)]).optim.lr == 0.002
 
 
 def test_a_preset_may_carry_per_dataset_settings(tmp_path):

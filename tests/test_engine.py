@@ -13,9 +13,7 @@ from upt.cli import main
 from upt.methods import REGISTRY
 
 TINY = ["--backbone", "tiny", "--workers", "0", "--shots", "2", "--seed", "1"]
-SMALL = {"maple": ["--set", "method_config.depth=2"],
-         "promptsrc": ["--set", "method_config.depth_text=2", "--set", "method_config.depth_vision=2"],
-         "clip-lora": ["--set", "method_config.iterations=4"]}
+SMALL = {"clip-lora": ["--set", "method_config.iterations=4"]}  # MaPLe's, PromptSRC's depths: their presets' for tiny
 
 
 @pytest.fixture(scope="module")

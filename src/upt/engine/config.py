@@ -6,7 +6,7 @@ Precedence, lowest first: the dataclass defaults < the protocol's preset (``conf
 (``--config``, in order) < command-line flags and ``--set`` overrides. Any preset may hold a
 ``protocols:`` section; the part for the run's protocol applies at that preset's level, and then a
 ``datasets:`` section (top-level or inside the protocol's) for the run's dataset: a reference code's
-per-dataset settings.
+per-dataset settings; likewise a ``backbones:`` section for the run's backbone.
 An override of ``0`` or ``""`` is a value, never "unset". :func:`fill_defaults` then writes every
 remaining default out (the method's full config, epochs, precision, device, activation), which is
 what ``--print-config`` shows and ``config.yaml`` holds.
@@ -21,7 +21,15 @@ from typing import Any, Literal
 import yaml
 
 from upt.engine.precision import PRECISIONS
-from upt.engine.presets import for_protocol, load_yaml, merge, nested, packaged_preset, parse_override
+from upt.engine.presets import (
+    SECTIONS,
+    for_protocol,
+    load_yaml,
+    merge,
+    nested,
+    packaged_preset,
+    parse_override,
+)
 from upt.errors import UptError
 from upt.fields import typed_fields
 
@@ -233,22 +241,23 @@ def from_dict(values: dict) -> RunConfig:
 
 def resolve(base: dict, presets: list[str] = (), overrides: list[str] = ()) -> RunConfig:
     """Resolve the run config: defaults < protocol preset < the method's settings for the protocol (and
-    the dataset) < ``presets`` < ``base`` flags < overrides."""
+    the dataset and backbone) < ``presets`` < ``base`` flags < overrides."""
     layers = [load_yaml(p) for p in presets] + [base] + [parse_override(item) for item in overrides]
     top: dict = {}
     for layer in layers:
-        top = merge(top, {k: v for k, v in layer.items() if k not in ("protocols", "datasets")})
+        top = merge(top, {k: v for k, v in layer.items() if k not in SECTIONS})
     # Training on the base classes is the base-to-new protocol unless another is named.
     protocol = top.get("protocol") or ("base2new" if top.get("classes") == "base" else RunConfig.protocol)
     method = top.get("method", RunConfig.method)
     protocol_preset = packaged_preset(f"protocols/{protocol}")
     dataset = top.get("dataset") or protocol_preset.get("dataset") or RunConfig.dataset
+    backbone = top.get("backbone") or protocol_preset.get("backbone") or RunConfig.backbone
     merged: dict = {"protocol": protocol}
     for layer in [protocol_preset, packaged_preset(f"methods/{method}"), *layers]:
-        merged = merge(merged, for_protocol(layer, protocol, dataset))
+        merged = merge(merged, for_protocol(layer, protocol, dataset, backbone))
     from upt.backbone.configs import BUILTIN_CONFIGS, builtin_default_weights
 
-    backbone = merged.get("backbone", RunConfig.backbone)
+    backbone = merged.get("backbone", backbone)
     if "pretrained" not in merged and backbone in BUILTIN_CONFIGS:  # its packaged weights (or random)
         merged["pretrained"] = builtin_default_weights(backbone)
     return from_dict(merged)

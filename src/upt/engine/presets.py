@@ -1,5 +1,6 @@
 """Config layers: YAML presets (a file, or a packaged one by name), ``key=value`` overrides, a preset's
-``protocols:`` and ``datasets:`` sections, and the deep merge that stacks them (:func:`upt.engine.config.resolve`)."""
+``protocols:``, ``datasets:`` and ``backbones:`` sections, and the deep merge that stacks them
+(:func:`upt.engine.config.resolve`)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def packaged_preset(name: str) -> dict:
 
 
 def _section(layer: dict, key: str, name: str) -> dict:
-    """``layer`` without its ``key`` section (``protocols``, ``datasets``), merged with that section's part
+    """``layer`` without its ``key`` section (``protocols``, ``datasets``, ``backbones``), merged with that section's part
     for ``name``."""
     layer = dict(layer)
     sections = layer.pop(key, None) or {}
@@ -74,8 +75,13 @@ def _section(layer: dict, key: str, name: str) -> dict:
     return merge(layer, section)
 
 
-def for_protocol(layer: dict, protocol: str, dataset: str | None = None) -> dict:
+SECTIONS = ("protocols", "datasets", "backbones")  # a preset's parts that apply to one run only
+
+
+def for_protocol(layer: dict, protocol: str, dataset: str | None = None, backbone: str | None = None) -> dict:
     """A preset with its ``protocols:`` section folded in for ``protocol``, then its ``datasets:`` section
-    (top-level or inside the protocol's) for ``dataset``, and both sections removed. A dataset section
-    holds a reference code's per-dataset settings (Tip-Adapter's search ranges, say)."""
-    return _section(_section(layer, "protocols", protocol), "datasets", dataset or "")
+    for ``dataset`` and its ``backbones:`` section for ``backbone`` (each top-level or inside the protocol's),
+    and the sections removed. A dataset section holds a reference code's per-dataset settings (Tip-Adapter's
+    search ranges, say); a backbone section what a backbone needs (prompt depths within its layers)."""
+    layer = _section(_section(layer, "protocols", protocol), "datasets", dataset or "")
+    return _section(layer, "backbones", backbone or "")

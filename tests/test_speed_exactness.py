@@ -212,6 +212,21 @@ def test_benchmark_runs_both_styles_on_tiny(tiny):
     assert "| coop | 12 | train |" in speed.markdown(rows, {"device_name": "cpu", "backbone": "tiny"})
 
 
+@pytest.mark.parametrize("method,trainable", [
+    ("promptsrc", 2 * 4 * (64 + 128)),  # the preset's depths for tiny (2, 2): 4 tokens per layer and tower
+    ("tip-adapter", 16 * 12 * (64 + 1) + 2),  # a 16-shot cache of the 12 classes: keys, labels, alpha, beta
+    ("tip-adapter-f", 16 * 12 * (64 + 1) + 2),
+])
+def test_benchmark_times_methods_as_their_presets_build_them(tiny, method, trainable):
+    """PromptSRC with the depths its preset gives tiny; Tip-Adapter(-F) with the cache their count describes."""
+    speed = _speed_module()
+    common = dict(method=method, n_cls=12, backbone="tiny", batch_size=2, eval_batch_size=2, steps=1, warmup=0)
+    records = speed.measure_pair(speed.Spec(phase="train", style="ours", **common),
+                                 speed.Spec(phase="train", style="reference", **common), {("tiny", None, "cpu"): tiny})
+    assert [r["trainable"] for r in records] == [trainable, trainable]
+    assert [r["mode"] for r in records] == ["features" if method == "tip-adapter" else "train-step"] * 2
+
+
 @pytest.mark.parametrize("name,config", [("coop", None), ("upt", None), ("maple", {"depth": 1}),
                                          ("maple", {"depth": 2}), ("cocoop", None)])
 @pytest.mark.parametrize("chunk,checkpointing", [(None, False), (3, True), (10, False)])

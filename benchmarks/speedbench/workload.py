@@ -35,6 +35,20 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
+def fill_cache(method, n_cls: int, gen) -> None:
+    """A cache model (Tip-Adapter, -F) timed with the cache its parameter count describes
+    (``count_shots`` random image features per class; validation empty, so nothing is searched)."""
+    import torch
+
+    shots = getattr(method, "count_shots", 0)
+    if not shots:
+        return
+    dim = method.backbone.embed_dim
+    feats = torch.randn(shots * n_cls, dim, generator=gen).to(method.backbone.device)
+    labels = torch.arange(n_cls).repeat(shots).to(method.backbone.device)
+    method.fit_features((feats, labels), (feats[:0], labels[:0]))
+
+
 class Setup:
     """One configured method on a backbone, with its batch, ready to step."""
 
@@ -42,6 +56,7 @@ class Setup:
         import torch
 
         from upt.backbone import load_backbone
+        from upt.engine.config import resolve
         from upt.engine.precision import resolve_precision
         from upt.methods import build_method
 
@@ -60,7 +75,11 @@ class Setup:
         backbone.model.to(prec.model_dtype)  # a cached backbone may have been cast by legacy-fp16
 
         names = make_classnames(spec.n_cls, spec.seed)
-        self.method = method = build_method(spec.method, backbone, names, spec.template)
+        # the method's preset for this backbone: its paper's settings (on the 2-layer tiny backbone, the
+        # prompt depths that fit it)
+        config = resolve({"method": spec.method, "backbone": spec.backbone}).method_config
+        self.method = method = build_method(spec.method, backbone, names, spec.template, config)
+        fill_cache(method, spec.n_cls, gen=torch.Generator().manual_seed(spec.seed))
         self.batch = batch = spec.batch_size if spec.phase == "train" else spec.eval_batch_size
         n_seq = text_sequences(method, spec, batch)
         configure_style(method, spec, n_seq)

@@ -53,6 +53,30 @@ def _assert_grads_close(a, b):
 
 
 # --- truncation ----------------------------------------------------------------------------------
+def test_clip_lora_truncated_text_equals_full_77_tokens_with_gradients(tiny):
+    torch.manual_seed(0)
+    m = build_method("clip-lora", tiny, NAMES, config={"dropout": 0.0})
+    for p in m.parameters():  # B starts at zero: give the updates a value, so they take part
+        torch.nn.init.normal_(p, std=0.1)
+
+    def text_and_grads():
+        m.zero_grad(set_to_none=True)
+        text = m.encode_text()
+        (text * torch.arange(text.shape[1], dtype=text.dtype)).sum().backward()
+        return text.detach(), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+
+    lengths = []  # the sequence length the text tower's first block sees
+    hook = tiny.model.transformer.resblocks[0].ln_1.register_forward_hook(lambda mod, a, out: lengths.append(out.shape[1]))
+    try:
+        short, grads_short = text_and_grads()
+        m.configure_compute(truncate_text=False)
+        full, grads_full = text_and_grads()
+    finally:
+        hook.remove()
+    assert lengths[0] < 77 and lengths[-1] == 77
+    torch.testing.assert_close(short, full, rtol=0, atol=ATOL)
+    assert any(k.startswith("text_lora") for k in grads_full)
+    _assert_grads_close(grads_full, grads_short)
 @pytest.mark.parametrize("name", ["coop", "upt", "maple"])
 def test_truncated_text_equals_full_77_tokens(tiny, name):
     m = _build(name, tiny)

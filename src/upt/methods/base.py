@@ -98,7 +98,8 @@ class PromptMethod(nn.Module):
                 module.share_prefix = share_prefix
             if hasattr(module, "truncate") and module.truncate != truncate_text:
                 module.truncate = truncate_text
-                module.build(self.classnames)
+                if hasattr(module, "build"):  # a prompt template holds its ids cut to that length
+                    module.build(self.classnames)
         self._text_cache = None
 
     # --- contract ---------------------------------------------------------------------------

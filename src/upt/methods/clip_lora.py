@@ -148,6 +148,7 @@ class CLIPLoRA(PromptMethod):
         self.frozen_image_encoder = "vision" not in adapted
         self.text_lora = LoRAStack(backbone.text.width, adapted["text"], config) if "text" in adapted else None
         self.vision_lora = LoRAStack(backbone.vision.width, adapted["vision"], config) if "vision" in adapted else None
+        self.truncate = True  # encode prompts up to their last [EOS] (exact); False: all 77 tokens, as lora.py
         self.set_classnames(classnames)
 
     def build_class_buffers(self) -> None:
@@ -167,7 +168,8 @@ class CLIPLoRA(PromptMethod):
         if self.text_lora is None:
             return self.text_features
         return l2(self.backbone.text.encode(self.embeddings, self.ids, chunk_size=self.text_chunk_size,
-                                            grad_checkpointing=self.grad_checkpointing, delta=self.text_lora))
+                                            truncate=self.truncate, grad_checkpointing=self.grad_checkpointing,
+                                            delta=self.text_lora))
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         if self.vision_lora is None:

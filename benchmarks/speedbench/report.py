@@ -11,7 +11,7 @@ import json
 import statistics
 from pathlib import Path
 
-from .spec import DEFAULT_METHODS, PHASES
+from .spec import METHOD_ORDER, PHASES
 
 TIMING_KEYS = ("images_per_s", "step_s_median", "step_s_all", "text_once_s", "timing", "error")
 MEMORY_KEYS = ("peak_mem_mib", "peak_mem_mib_lower_bound", "memory", "hwm_reset", "memory_steps", "mem_cap_mib",
@@ -38,7 +38,7 @@ def record_key(r: dict) -> tuple:
 def pair_rows(results: list[dict]) -> list[dict]:
     """One row per (method, classes, phase) with ours, reference and the ratios ours / reference."""
     by = {record_key(r): r for r in results}
-    order = {m: i for i, m in enumerate(DEFAULT_METHODS)}
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
     rows, seen = [], set()
     for r in sorted(results, key=lambda r: (order.get(r["method"], 99), r["n_cls"], PHASES.index(r["phase"]))):
         k = (r["method"], r["n_cls"], r["phase"])

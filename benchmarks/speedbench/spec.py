@@ -8,6 +8,7 @@ import random
 STYLES = ("ours", "reference")
 PHASES = ("train", "eval")
 DEFAULT_METHODS = ("zeroshot", "linear-probe", "coop", "cocoop", "vpt", "maple", "upt")
+METHOD_ORDER = (*DEFAULT_METHODS, "kgcoop", "promptsrc", "clip-lora", "tip-adapter", "tip-adapter-f")  # of the tables
 
 # --- class names ------------------------------------------------------------------------------
 # Realistic names are 1-3 common words (ImageNet's average about two), so the truncated prompt

@@ -21,8 +21,7 @@ def text_tokens(method) -> int | None:
         if isinstance(m, PromptTemplate):
             return int(m.ids.shape[1])
     if getattr(method, "text_lora", None) is not None:  # CLIP-LoRA: full ids, cut when encoded
-        ids = method.ids
-        return int(method.backbone.text.eos_positions(ids).max()) + 1 if method.truncate else int(ids.shape[1])
+        return method.backbone.text.encoded_length(method.ids, method.truncate)
     return None
 
 

@@ -76,6 +76,11 @@ class TextTower:
             return (ids == self.eos_id).int().argmax(dim=-1)
         return ids.argmax(dim=-1)
 
+    def encoded_length(self, ids: torch.Tensor, truncate: bool = True) -> int:
+        """The length prompts ``ids`` are encoded at: up to the last pooled ``[EOS]`` with ``truncate``
+        (exact for a causal encoder), else all their tokens."""
+        return int(self.eos_positions(ids).max()) + 1 if truncate else ids.shape[1]
+
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """Token embeddings (N, L, d_t), without positional embedding."""
         self.require_prompts("Text prompting")

@@ -86,8 +86,7 @@ class PromptTemplate(nn.Module):
         text = self.backbone[0].text
         names = [clean_classname(c) for c in classnames]
         ids = text.tokenize([f"{self.prefix_text} {n}." for n in names])
-        length = int(text.eos_positions(ids).max()) + 1 if self.truncate else ids.shape[1]
-        ids = ids[:, :length].to(self.backbone[0].device)
+        ids = ids[:, : text.encoded_length(ids, self.truncate)].to(self.backbone[0].device)
         with torch.no_grad():
             emb = text.embed(ids)  # (n_cls, L, d_t)
         name_lens = [phrase_length(self.backbone[0], n) for n in names]

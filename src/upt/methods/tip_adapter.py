@@ -15,8 +15,9 @@ epoch whose keys score best on the validation split with the initial α, β, the
 
 Deliberate differences (docs/fidelity.md): every search and selection uses the validation split
 (the reference selects Tip-Adapter-F's epoch on the test split, searches on it for ImageNet, and
-reports the better of two test accuracies); the cache stores labels, not one-hot rows. The cache only knows the classes it was built from: classes added by
-:meth:`set_classnames` get no cache term (their logits are zero-shot CLIP's).
+reports the better of two test accuracies); the cache stores labels, not one-hot rows. The cache only
+knows the classes it was built from: classes added by :meth:`set_classnames` get no cache term (their
+logits are zero-shot CLIP's).
 """
 
 from __future__ import annotations
@@ -153,10 +154,12 @@ class TipAdapter(PromptMethod):
             zero_shot = self.backbone.logit_scale.float() * (f @ text_features.float().t())
             return zero_shot + self.alpha * self.cache_logits(f)
 
-    def fit_features(self, train, val) -> dict:
-        """Build the cache from the training features (views averaged), then search α, β on ``val``."""
+    @torch.no_grad()
+    def build_cache(self, train: tuple[torch.Tensor, torch.Tensor]) -> int:
+        """Keys from the training features ((N, D), or (V, N, D) views whose raw features are averaged, then
+        normalised), values from their labels, α and β at their initial values; returns the cache size."""
         feats, labels = train
-        raw = feats.float().mean(0) if feats.dim() == 3 else feats.float()  # mean over views, then normalised
+        raw = feats.float().mean(0) if feats.dim() == 3 else feats.float()
         if labels.numel() and int(labels.max()) >= len(self.fitted_classnames):
             raise UptError(f"A training label ({int(labels.max())}) exceeds the {len(self.fitted_classnames)} classes.")
         self.labels = labels.to(self.labels.device, torch.long)
@@ -164,7 +167,11 @@ class TipAdapter(PromptMethod):
         self.alpha.fill_(self.config.init_alpha)
         self.beta.fill_(self.config.init_beta)
         self._text_cache = None
-        return {"cache_size": int(len(labels)), **self.search(val)}
+        return int(len(labels))
+
+    def fit_features(self, train, val) -> dict:
+        """Build the cache from the training features, then search α, β on ``val``."""
+        return {"cache_size": self.build_cache(train), **self.search(val)}
 
     @torch.no_grad()
     def search(self, val: tuple[torch.Tensor, torch.Tensor]) -> dict:
@@ -219,16 +226,10 @@ class TipAdapterF(TipAdapter):
 
     def fit_features(self, train, val) -> dict:
         """Build the cache with the initial α, β; the search runs after training (:meth:`on_epoch_end`)."""
-        feats, labels = train
-        raw = feats.float().mean(0) if feats.dim() == 3 else feats.float()
-        self.labels = labels.to(self.labels.device, torch.long)
-        with torch.no_grad():
-            self._set_keys(l2(raw))
-            self.alpha.fill_(self.config.init_alpha)
-            self.beta.fill_(self.config.init_beta)
+        size = self.build_cache(train)
         self._val = (val[0].float(), val[1])
         self._best: tuple[int, torch.Tensor] | None = None
-        return {"cache_size": int(len(labels)), "alpha": self.config.init_alpha, "beta": self.config.init_beta}
+        return {"cache_size": size, "alpha": self.config.init_alpha, "beta": self.config.init_beta}
 
     def step_schedule(self, epochs: int, steps_per_epoch: int, shots: int) -> StepSchedule:
         # main.py: AdamW(eps=1e-4), CosineAnnealingLR(train_epoch * len(train_loader_F)) stepped every iteration.
